@@ -1,0 +1,26 @@
+# Two commands do everything on a fresh machine:
+#   make lab    set up, then open JupyterLab on notebooks/
+#   make test   set up, then run the whole test suite (what CI runs)
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup lab demo test lint fuzz clean
+
+setup:
+	@bash scripts/setup.sh
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+demo: setup
+	$(VENV)/bin/wasmlab demo
+
+lint: setup
+	$(VENV)/bin/ruff check wasmlab tests benchmarks scripts
+
+test: setup lint
+	$(PY) -m pytest -q -ra
+
+clean:
+	rm -rf $(VENV) .venv-py310 tools/npm/node_modules

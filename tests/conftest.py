@@ -1,0 +1,34 @@
+"""Shared fixtures: every test session gets its own module cache, so cache behaviour is tested from empty."""
+
+from __future__ import annotations
+
+import pytest
+
+import wasmlab
+from wasmlab.errors import ToolchainUnavailable
+from wasmlab.toolchains import get_toolchain
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory):
+    path = tmp_path_factory.mktemp("wasmlab-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WASMLAB_CACHE", str(path))
+        yield path
+
+
+def need_toolchain(lang: str) -> None:
+    """Skip (with the reason and the fix) when a language's compiler is not installed."""
+    try:
+        get_toolchain(lang)
+    except ToolchainUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def compile_or_skip():
+    def build(source: str, lang: str, **options):
+        need_toolchain(lang)
+        return wasmlab.compile(source, lang, **options)
+
+    return build

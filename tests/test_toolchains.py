@@ -1,0 +1,157 @@
+"""Every language compiles a `fib` library and a WASI hello command that run under wasmtime."""
+
+from __future__ import annotations
+
+import pytest
+
+import wasmlab
+from wasmlab.errors import CompileError, UsageError
+
+from .conftest import need_toolchain
+
+FIB = {
+    "wat": """(module
+  (func $fib (export "fib") (param $n i32) (result i32)
+    (if (result i32) (i32.lt_s (local.get $n) (i32.const 2))
+      (then (local.get $n))
+      (else (i32.add (call $fib (i32.sub (local.get $n) (i32.const 1)))
+                     (call $fib (i32.sub (local.get $n) (i32.const 2))))))))
+""",
+    "c": "int fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }\n",
+    "cpp": 'extern "C" int fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }\n',
+    "zig": "export fn fib(n: i32) i32 {\n    return if (n < 2) n else fib(n - 1) + fib(n - 2);\n}\n",
+    "rust": '#[no_mangle]\npub extern "C" fn fib(n: i32) -> i32 {\n    if n < 2 { n } else { fib(n - 1) + fib(n - 2) }\n}\n',
+    "go": "package main\n\n//go:wasmexport fib\nfunc fib(n int32) int32 {\n\tif n < 2 {\n\t\treturn n\n\t}\n"
+          "\treturn fib(n-1) + fib(n-2)\n}\n\nfunc main() {}\n",
+    "assemblyscript": "export function fib(n: i32): i32 {\n  return n < 2 ? n : fib(n - 1) + fib(n - 2);\n}\n",
+}
+
+HELLO = {
+    "c": '#include <stdio.h>\nint main(int argc, char **argv) { printf("hello from c, %d args\\n", argc); return 0; }\n',
+    "cpp": '#include <iostream>\nint main(int argc, char **argv) { std::cout << "hello from c++, " << argc '
+           '<< " args" << std::endl; return 0; }\n',
+    "zig": 'const std = @import("std");\npub fn main() void {\n    std.debug.print("hello from zig\\n", .{});\n}\n',
+    "rust": 'fn main() {\n    println!("hello from rust, {} args", std::env::args().count());\n}\n',
+    "go": 'package main\n\nimport (\n\t"fmt"\n\t"os"\n)\n\nfunc main() { fmt.Printf("hello from go, %d args\\n", len(os.Args)) }\n',
+    "assemblyscript": 'console.log("hello from assemblyscript");\n',
+}
+HELLO_OUT = {
+    "c": "hello from c, 3 args\n", "cpp": "hello from c++, 3 args\n", "zig": "hello from zig\n",
+    "rust": "hello from rust, 3 args\n", "go": "hello from go, 3 args\n",
+    "assemblyscript": "hello from assemblyscript\n",
+}
+
+
+@pytest.mark.parametrize("lang", sorted(FIB))
+def test_fib_library_runs_under_wasmtime(lang: str) -> None:
+    need_toolchain(lang)
+    module = wasmlab.compile(FIB[lang], lang)
+    assert module.kind == "module"
+    assert "fib" in module.export_names()
+    assert str(module.func_type("fib")) == "(i32) -> i32"
+    assert module.run("wasmtime", "fib", (20,)).result == 6765
+
+
+@pytest.mark.parametrize("lang", sorted(HELLO))
+def test_hello_command_runs_under_wasmtime(lang: str) -> None:
+    need_toolchain(lang)
+    module = wasmlab.compile(HELLO[lang], lang, kind="command")
+    assert module.is_command
+    result = module.run("wasmtime", argv=("a", "b"))
+    output = result.stdout + result.stderr  # zig's std.debug.print writes to stderr
+    assert output.decode() == HELLO_OUT[lang]
+    assert result.exit_code == 0
+
+
+ERRORS = {
+    "wat": ("(module\n  (func (export \"f\")\n    i32.bogus))\n", "snippet.wat:3"),
+    "c": ("int f(void) {\n  return 1\n}\n", "snippet.c:2"),
+    "cpp": ("int f() {\n  return undefined_name;\n}\n", "snippet.cpp:2"),
+    "zig": ("export fn f() i32 {\n    return undefined_name;\n}\n", "snippet.zig:2"),
+    "rust": ("fn main() {\n    let x: i32 = \"no\";\n}\n", "snippet.rs:2"),
+    "go": ("package main\n\nfunc main() {\n\tundefinedName()\n}\n", "snippet.go:4"),
+    "assemblyscript": ("export function f(): i32 {\n  return undefinedName;\n}\n", "snippet.ts:2"),
+}
+
+
+@pytest.mark.parametrize("lang", sorted(ERRORS))
+def test_compile_error_carries_diagnostics_with_snippet_lines(lang: str) -> None:
+    need_toolchain(lang)
+    source, location = ERRORS[lang]
+    kind = "command" if lang in ("rust", "go") else "library"
+    with pytest.raises(CompileError) as info:
+        wasmlab.compile(source, lang, kind=kind)
+    error = info.value
+    assert location in error.diagnostics + str(error)
+    assert "\n" not in str(error)  # the message is one line; diagnostics hold the rest
+    assert "/tmp/" not in error.diagnostics  # temporary paths are hidden from the user
+
+
+def test_invalid_wat_type_error_is_a_compile_error() -> None:
+    with pytest.raises(CompileError, match="type mismatch"):
+        wasmlab.compile('(module (func (export "f") (result i32) i32.const 1 i32.add))', "wat")
+
+
+@pytest.mark.parametrize("opt", ["O0", "O1", "O2", "O3", "Os", "Oz"])
+def test_optimisation_levels_all_build_working_modules(opt: str) -> None:
+    need_toolchain("rust")
+    module = wasmlab.compile(FIB["rust"], "rust", opt=opt)
+    assert module.provenance.opt == opt
+    assert module.run("wasmtime", "fib", (15,)).result == 610
+
+
+def test_optimisation_changes_the_output() -> None:
+    need_toolchain("rust")
+    sizes = {opt: wasmlab.compile(FIB["rust"], "rust", opt=opt).size for opt in ("O0", "Oz")}
+    assert sizes["Oz"] < sizes["O0"]
+
+
+def test_strip_keeps_names_and_drops_dwarf() -> None:
+    need_toolchain("c")
+    stripped = wasmlab.compile(FIB["c"], "c")
+    full = wasmlab.compile(FIB["c"] + "\n", "c", strip=False, flags=("-g",))
+    assert not stripped.parsed.has_dwarf
+    assert full.parsed.has_dwarf
+    assert stripped.size < full.size
+    assert "fib" in stripped.parsed.function_names.values()
+
+
+def test_c_library_imports_no_wasi_unless_used() -> None:
+    need_toolchain("c")
+    pure = wasmlab.compile("#include <string.h>\nint len(const char *s) { return strlen(s); }\n", "c")
+    assert pure.wasi_imports == []
+    printing = wasmlab.compile('#include <stdio.h>\nvoid hi(void) { puts("hi"); }\n', "c")
+    assert any(i.name == "fd_write" for i in printing.wasi_imports)
+
+
+def test_language_detected_from_extension(tmp_path) -> None:
+    source = tmp_path / "answer.wat"
+    source.write_text('(module (func (export "answer") (result i32) i32.const 42))')
+    module = wasmlab.compile(source)
+    assert module.provenance.lang == "wat"
+    assert module.name == "answer"
+    assert module.run("wasmtime", "answer").result == 42
+
+
+def test_aliases_and_unknown_languages() -> None:
+    assert wasmlab.compile('(module (func (export "f")))', "WAST").provenance.lang == "wat"
+    with pytest.raises(UsageError, match="unknown language 'cobol'"):
+        wasmlab.compile("x", "cobol")
+    with pytest.raises(UsageError, match="needs a language"):
+        wasmlab.compile("int f(void) { return 1; }")
+
+
+def test_bad_options_are_usage_errors() -> None:
+    with pytest.raises(UsageError, match="optimisation level"):
+        wasmlab.compile(FIB["wat"], "wat", opt="O9")
+    with pytest.raises(UsageError, match="kind"):
+        wasmlab.compile(FIB["wat"], "wat", kind="plugin")
+
+
+def test_list_toolchains_reports_every_language() -> None:
+    rows = {row.lang: row for row in wasmlab.list_toolchains()}
+    assert set(rows) == {"wat", "c", "cpp", "zig", "rust", "go", "assemblyscript", "python"}
+    for row in rows.values():
+        assert row.available == (not row.reason)
+        if row.available:
+            assert row.version

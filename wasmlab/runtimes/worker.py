@@ -1,0 +1,187 @@
+"""A long-lived engine process spoken to in JSON lines, for engines that must not run in the kernel: ones
+that hold the GIL while the guest runs (wasmer-python, wasm3), need another Python (wasmer: 3.10), or are
+another program (node).
+
+The parent enforces what the guest cannot escape: a wall-clock timeout and a resident-memory cap, by killing
+the worker. A killed or crashed worker is started afresh on the next request; the caller gets LimitExceeded or
+EngineCrashed, never a hang. Ctrl-C (KeyboardInterrupt) while waiting kills the worker too, so interrupting a
+notebook cell stops the guest.
+
+Protocol: one JSON object per line each way. Requests carry "op"; bytes travel as base64 strings. Module
+bytes are sent once per worker process ("load" by sha256) and referred to by hash afterwards.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import json
+import os
+import select
+import subprocess
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import Any
+
+from ..errors import EngineCrashed, LimitExceeded
+
+POLL_S = 0.02
+START_TIMEOUT = 60.0
+_live: weakref.WeakSet[Worker] = weakref.WeakSet()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def unb64(text: str | None) -> bytes:
+    return base64.b64decode(text) if text else b""
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+class Worker:
+    """One worker process. Thread-safe: one request at a time."""
+
+    def __init__(self, runtime: str, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.runtime, self.argv, self.env = runtime, argv, env or {}
+        self.proc: subprocess.Popen | None = None
+        self.loaded: set[str] = set()
+        self.restarts = 0
+        self._lock = threading.RLock()
+        self._buffer = b""
+        self._stderr: Any = None
+        _live.add(self)
+
+    # lifecycle ------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the worker)
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            env={**os.environ, **self.env},
+            start_new_session=True,
+        )
+        self._buffer = b""
+        self.loaded = set()
+        hello = self._receive(START_TIMEOUT, None)
+        if not hello.get("ready"):
+            self.kill()
+            raise EngineCrashed(self.runtime, f"worker did not start: {hello}")
+        self.info = hello
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                os.killpg(proc.pid, 9)
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                proc.wait(5)
+            for stream in (proc.stdin, proc.stdout):
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self.loaded = set()
+
+    close = kill
+
+    def stderr_tail(self, limit: int = 2000) -> str:
+        if self._stderr is None:
+            return ""
+        with contextlib.suppress(OSError):
+            self._stderr.seek(0, 2)
+            size = self._stderr.tell()
+            self._stderr.seek(max(0, size - limit))
+            return self._stderr.read().decode(errors="replace").strip()
+        return ""
+
+    # requests -------------------------------------------------------------------------------------------
+    def request(
+        self, message: dict[str, Any], timeout: float | None = None, max_rss: int | None = None, module: Any = None
+    ) -> dict[str, Any]:
+        """Send one request and wait for its answer, enforcing `timeout` (s) and `max_rss` (bytes) by killing
+        the worker. `module` (a wasmlab Module) is loaded into the worker first if it does not have it."""
+        with self._lock:
+            if not self.alive:
+                if self.proc is not None:
+                    self.restarts += 1
+                self.start()
+            if module is not None and module.sha256 not in self.loaded:
+                self._send({"op": "load", "sha": module.sha256, "wasm": b64(module.bytes)})
+                answer = self._receive(max(60.0, timeout or 0), None)
+                if not answer.get("ok"):
+                    return answer
+                self.loaded.add(module.sha256)
+            self._send(message)
+            return self._receive(timeout, max_rss)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        try:
+            self.proc.stdin.write(json.dumps(message).encode() + b"\n")
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            detail = self._death()
+            raise EngineCrashed(self.runtime, detail) from None
+
+    def _receive(self, timeout: float | None, max_rss: int | None) -> dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        try:
+            while b"\n" not in self._buffer:
+                if deadline is not None and time.monotonic() > deadline:
+                    self.kill()
+                    raise LimitExceeded(
+                        "time",
+                        f"{self.runtime}: guest ran past the {timeout:g} s time limit "
+                        "and was stopped; raise timeout= if it needs longer",
+                    )
+                if max_rss and rss_bytes(self.proc.pid) > max_rss:
+                    self.kill()
+                    raise LimitExceeded(
+                        "memory",
+                        f"{self.runtime}: worker memory passed {max_rss >> 20} MiB "
+                        "and was stopped; raise max_memory= if it needs more",
+                    )
+                ready, _, _ = select.select([fd], [], [], POLL_S)
+                if ready:
+                    chunk = os.read(fd, 1 << 20)
+                    if not chunk:
+                        raise EngineCrashed(self.runtime, self._death())
+                    self._buffer += chunk
+        except KeyboardInterrupt:
+            self.kill()  # the only way to stop a guest that holds its process
+            raise
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
+
+    def _death(self) -> str:
+        proc = self.proc
+        code = proc.wait(5) if proc is not None else None
+        tail = self.stderr_tail(300).splitlines()
+        self.kill()
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+        return how + (f": {tail[-1]}" if tail else "")
+
+
+@atexit.register
+def _stop_all() -> None:
+    for worker in list(_live):
+        worker.kill()

@@ -1,0 +1,177 @@
+"""The toolchain protocol: one small class per language, turning source text into Wasm bytes."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+
+from ..errors import CompileError, UsageError
+
+KINDS = ("library", "command")
+OPT_LEVELS = ("O0", "O1", "O2", "O3", "Os", "Oz")
+COMPILE_TIMEOUT = float(os.environ.get("WASMLAB_COMPILE_TIMEOUT", 300))
+MAX_DIAGNOSTICS = 64 * 1024  # characters of compiler output kept for the user
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    """What to build. `kind`: "library" (exported functions, no WASI where the language allows) or "command"
+    (a WASI program with `_start`). `flags` are passed to the compiler as they are."""
+
+    kind: str = "library"
+    opt: str = "O2"
+    strip: bool = True
+    lto: bool = False
+    flags: tuple[str, ...] = ()
+    wit: str | None = None  # Python components: the WIT text of the world
+    world: str | None = None
+    timeout: float = field(default=COMPILE_TIMEOUT, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise UsageError(f"unknown kind {self.kind!r}: use one of {', '.join(KINDS)}")
+        opt = self.opt if self.opt.startswith("O") else f"O{self.opt}"
+        if opt not in OPT_LEVELS:
+            raise UsageError(f"unknown optimisation level {self.opt!r}: use one of {', '.join(OPT_LEVELS)}")
+        object.__setattr__(self, "opt", opt)
+        object.__setattr__(self, "flags", tuple(self.flags))
+
+
+class Toolchain:
+    """One language's compiler. Subclasses set the class attributes and implement `build`."""
+
+    lang: str = ""
+    extensions: tuple[str, ...] = ()
+    install: str = ""  # how to install the toolchain, shown when it is missing
+    kinds: tuple[str, ...] = KINDS
+    produces_component: bool = False
+
+    def unavailable_reason(self) -> str | None:
+        """None when the toolchain can compile here, else why not (one line)."""
+        return None
+
+    def version(self) -> str:
+        """The compiler's version: part of the cache key, so a new compiler never serves stale builds."""
+        return ""
+
+    def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
+        """Compile `source` (to be saved as `workdir / filename`) into Wasm bytes; raise CompileError."""
+        raise NotImplementedError
+
+
+def run_tool(
+    cmd: list[str],
+    *,
+    lang: str,
+    workdir: Path,
+    timeout: float,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+) -> str:
+    """Run a compiler; on failure raise CompileError with its diagnostics, paths made relative to the snippet.
+
+    The compiler runs in its own process group, so a timeout kills it and every child it started."""
+    full_env = {**os.environ, **(env or {})}
+    try:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=workdir,
+            env=full_env,
+            stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise CompileError(f"{lang}: could not start {cmd[0]}: {exc.strerror}", lang=lang) from None
+    try:
+        out, _ = proc.communicate(input, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise CompileError(
+            f"{lang} compiler ran past {timeout:g} s and was stopped: simplify the snippet or raise the timeout",
+            lang=lang,
+        ) from None
+    except BaseException:
+        _kill_group(proc)
+        raise
+    text = tidy_diagnostics(out.decode(errors="replace"), workdir)
+    if proc.returncode != 0:
+        first = first_error_line(text) or f"{Path(cmd[0]).name} exited with status {proc.returncode}"
+        raise CompileError(f"{lang} compile error: {first}", diagnostics=text, lang=lang)
+    return text
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def tidy_diagnostics(text: str, workdir: Path) -> str:
+    """Drop the temporary directory from paths and cap the size."""
+    for prefix in {str(workdir), str(workdir.resolve())}:
+        text = text.replace(prefix + os.sep, "").replace(prefix, ".")
+    if len(text) > MAX_DIAGNOSTICS:
+        cut = len(text) - MAX_DIAGNOSTICS
+        text = text[:MAX_DIAGNOSTICS] + f"\n... ({cut} more characters of compiler output cut)\n"
+    return text
+
+
+_ERROR_LINE = re.compile(r"^.*\berror\b.*$", re.IGNORECASE | re.MULTILINE)
+
+
+def first_error_line(text: str) -> str:
+    """The first line of compiler output that says 'error', else the first non-empty line."""
+    match = _ERROR_LINE.search(text)
+    if match:
+        return match.group(0).strip()[:300]
+    return next((line.strip()[:300] for line in text.splitlines() if line.strip()), "")
+
+
+def opt_flag(opt: str) -> str:
+    """Clang-style flag for an optimisation level."""
+    return f"-{opt}"
+
+
+@cache
+def venv_bin() -> Path:
+    """The directory holding this Python's scripts (the venv's bin)."""
+    return Path(sysconfig.get_path("scripts"))
+
+
+def find_program(name: str, *candidates: Path | str) -> str | None:
+    """A program from explicit candidates (first existing file), else this venv's bin, else PATH."""
+    for cand in candidates:
+        if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
+            return str(cand)
+    in_venv = venv_bin() / name
+    if in_venv.is_file():
+        return str(in_venv)
+    return shutil.which(name)
+
+
+def python_module_available(name: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(name) is not None
+
+
+PYTHON = sys.executable
+
+
+def command_output(cmd: list[str], timeout: float = 60) -> str:
+    """A short command's stdout, stripped; "" when it cannot run (used for versions and probes)."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""

@@ -1,0 +1,91 @@
+"""C and C++ -> Wasm with zig's bundled clang (pip `ziglang`), or Debian's clang + wasi-libc as a fallback.
+
+A library is a WASI reactor: wasi-libc is linked (malloc, string.h, math.h work), every non-static function is
+exported, and WASI is imported only when the code uses it. Runtimes call `_initialize` before the first export.
+"""
+
+from __future__ import annotations
+
+import shutil
+from functools import cache
+from pathlib import Path
+
+from .base import CompileOptions, Toolchain, command_output, run_tool
+
+STACK_SIZE = 1 << 20  # 1 MiB shadow stack (zig's default of 16 MiB makes every module 257 pages)
+
+
+@cache
+def zig_binary() -> str | None:
+    """The zig executable shipped by the `ziglang` wheel, or one on PATH."""
+    try:
+        import ziglang
+    except ImportError:
+        return shutil.which("zig")
+    exe = Path(ziglang.__file__).parent / "zig"
+    return str(exe) if exe.is_file() else shutil.which("zig")
+
+
+@cache
+def zig_version() -> str:
+    exe = zig_binary()
+    if not exe:
+        return ""
+    return "zig " + command_output([exe, "version"])
+
+
+@cache
+def debian_clang() -> tuple[str, str] | None:
+    """Debian's clang and the wasi-libc sysroot, when both are installed."""
+    sysroot = Path("/usr/share/wasi-sysroot")
+    for name in ("clang", "clang-14", "clang-15", "clang-16"):
+        exe = shutil.which(name)
+        if exe and sysroot.is_dir():
+            return exe, str(sysroot)
+    return None
+
+
+class CToolchain(Toolchain):
+    lang = "c"
+    extensions = (".c",)
+    install = "pip install ziglang (or: apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)"
+    driver = "cc"
+    extra_flags: tuple[str, ...] = ()
+
+    def unavailable_reason(self) -> str | None:
+        if zig_binary() or debian_clang():
+            return None
+        return "neither zig (pip ziglang) nor Debian clang with wasi-libc is installed"
+
+    def version(self) -> str:
+        if zig_binary():
+            return zig_version()
+        clang = debian_clang()
+        out = command_output([clang[0], "--version"]) if clang else ""
+        return out.splitlines()[0] if out else ""
+
+    def command_line(self, src: str, out: str, options: CompileOptions) -> list[str]:
+        if zig_binary():
+            cmd = [zig_binary(), self.driver, "--target=wasm32-wasi"]
+        else:
+            clang, sysroot = debian_clang()
+            cmd = [clang if self.driver == "cc" else clang + "++", "--target=wasm32-wasi", f"--sysroot={sysroot}"]
+        cmd += [f"-{options.opt}", *self.extra_flags, f"-Wl,-z,stack-size={STACK_SIZE}"]
+        if options.kind == "library":
+            cmd += ["-mexec-model=reactor", "-fvisibility=default", "-Wl,--export-dynamic"]
+        if options.lto:
+            cmd.append("-flto")
+        return [*cmd, *options.flags, src, "-o", out]
+
+    def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
+        (workdir / filename).write_text(source)
+        cmd = self.command_line(filename, "out.wasm", options)
+        run_tool(cmd, lang=self.lang, workdir=workdir, timeout=options.timeout)
+        return (workdir / "out.wasm").read_bytes()
+
+
+class CppToolchain(CToolchain):
+    lang = "cpp"
+    extensions = (".cc", ".cpp", ".cxx")
+    driver = "c++"
+    extra_flags = ("-fno-exceptions",)  # wasm32-wasi has no C++ exception runtime: the link fails without it

@@ -1,0 +1,50 @@
+"""Zig -> Wasm with the zig compiler from the `ziglang` wheel.
+
+A library targets wasm32-freestanding and exports every `export fn`; a command targets wasm32-wasi.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .base import CompileOptions, Toolchain, run_tool
+from .clang import zig_binary, zig_version
+
+MODES = {
+    "O0": "Debug",
+    "O1": "ReleaseSafe",
+    "O2": "ReleaseFast",
+    "O3": "ReleaseFast",
+    "Os": "ReleaseSmall",
+    "Oz": "ReleaseSmall",
+}
+
+
+class ZigToolchain(Toolchain):
+    lang = "zig"
+    extensions = (".zig",)
+    install = "pip install ziglang"
+
+    def unavailable_reason(self) -> str | None:
+        return None if zig_binary() else "zig is not installed"
+
+    def version(self) -> str:
+        return zig_version()
+
+    def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
+        (workdir / filename).write_text(source)
+        cmd = [zig_binary(), "build-exe", filename, "-O", MODES[options.opt], "-femit-bin=out.wasm"]
+        if options.kind == "library":
+            cmd += ["-target", "wasm32-freestanding", "-fno-entry", "-rdynamic"]
+        else:
+            cmd += ["-target", "wasm32-wasi"]
+        if options.lto:
+            cmd.append("-flto")
+        run_tool(
+            [*cmd, *options.flags],
+            lang=self.lang,
+            workdir=workdir,
+            timeout=options.timeout,
+            env={"ZIG_LOCAL_CACHE_DIR": str(workdir / ".zig-cache")},
+        )
+        return (workdir / "out.wasm").read_bytes()
