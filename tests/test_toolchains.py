@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import wasmlab
@@ -9,32 +11,10 @@ from wasmlab.errors import CompileError, UsageError
 
 from .conftest import need_toolchain
 
-FIB = {
-    "wat": """(module
-  (func $fib (export "fib") (param $n i32) (result i32)
-    (if (result i32) (i32.lt_s (local.get $n) (i32.const 2))
-      (then (local.get $n))
-      (else (i32.add (call $fib (i32.sub (local.get $n) (i32.const 1)))
-                     (call $fib (i32.sub (local.get $n) (i32.const 2))))))))
-""",
-    "c": "int fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }\n",
-    "cpp": 'extern "C" int fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }\n',
-    "zig": "export fn fib(n: i32) i32 {\n    return if (n < 2) n else fib(n - 1) + fib(n - 2);\n}\n",
-    "rust": '#[no_mangle]\npub extern "C" fn fib(n: i32) -> i32 {\n    if n < 2 { n } else { fib(n - 1) + fib(n - 2) }\n}\n',
-    "go": "package main\n\n//go:wasmexport fib\nfunc fib(n int32) int32 {\n\tif n < 2 {\n\t\treturn n\n\t}\n"
-          "\treturn fib(n-1) + fib(n-2)\n}\n\nfunc main() {}\n",
-    "assemblyscript": "export function fib(n: i32): i32 {\n  return n < 2 ? n : fib(n - 1) + fib(n - 2);\n}\n",
-}
-
-HELLO = {
-    "c": '#include <stdio.h>\nint main(int argc, char **argv) { printf("hello from c, %d args\\n", argc); return 0; }\n',
-    "cpp": '#include <iostream>\nint main(int argc, char **argv) { std::cout << "hello from c++, " << argc '
-           '<< " args" << std::endl; return 0; }\n',
-    "zig": 'const std = @import("std");\npub fn main() void {\n    std.debug.print("hello from zig\\n", .{});\n}\n',
-    "rust": 'fn main() {\n    println!("hello from rust, {} args", std::env::args().count());\n}\n',
-    "go": 'package main\n\nimport (\n\t"fmt"\n\t"os"\n)\n\nfunc main() { fmt.Printf("hello from go, %d args\\n", len(os.Args)) }\n',
-    "assemblyscript": 'console.log("hello from assemblyscript");\n',
-}
+SNIPPETS = Path(__file__).parent / "snippets"
+EXT = {"wat": "wat", "c": "c", "cpp": "cpp", "zig": "zig", "rust": "rs", "go": "go", "assemblyscript": "ts"}
+FIB = {lang: (SNIPPETS / f"fib.{ext}").read_text() for lang, ext in EXT.items()}
+HELLO = {lang: (SNIPPETS / f"hello.{ext}").read_text() for lang, ext in EXT.items() if lang != "wat"}
 HELLO_OUT = {
     "c": "hello from c, 3 args\n", "cpp": "hello from c++, 3 args\n", "zig": "hello from zig\n",
     "rust": "hello from rust, 3 args\n", "go": "hello from go, 3 args\n",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
@@ -14,6 +15,9 @@ from .errors import InvalidModule, UsageError
 
 if TYPE_CHECKING:
     from .runtimes import Instance, RunResult
+
+
+_WIT_ITEM = re.compile(r"^  (import|export) ([^\s:;]+)(?::\s*([^;]*))?;", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -178,7 +182,17 @@ class Module:
             raise UsageError(f"{self.name} is a core module, not a component: it has no WIT")
         from .tools import wasm_tools
 
-        return wasm_tools("component", "wit", "-", data=self.bytes).decode()
+        return wasm_tools("component", "wit", data=self.bytes).decode()
+
+    def component_items(self) -> dict[str, list[dict[str, str]]]:
+        """A component's world-level imports and exports, read from its WIT: `{"imports": [...], "exports": [...]}`
+        with `name`, `kind` ("interface" or "func") and `type`."""
+        items: dict[str, list[dict[str, str]]] = {"imports": [], "exports": []}
+        for match in _WIT_ITEM.finditer(self.wit()):
+            direction, name, declared = match.group(1), match.group(2), (match.group(3) or "").strip()
+            kind = "func" if declared.startswith("func") else ("interface" if not declared else "type")
+            items[f"{direction}s"].append({"name": name, "kind": kind, "type": declared or name})
+        return items
 
     def size_report(self) -> dict[str, int | None]:
         """Sizes in bytes: raw, stripped of custom sections, after `wasm-opt -Oz` (None without binaryen),
@@ -200,13 +214,20 @@ class Module:
         """Everything `wasmlab inspect --json` prints: plain JSON-ready data."""
         p = self.parsed
         names = p.function_names
+        if p.kind == "component":
+            items = self.component_items()
+            imports = [{"module": "", **item} for item in items["imports"]]
+            exports = items["exports"]
+        else:
+            imports = [{"module": i.module, "name": i.name, "kind": i.kind, "type": str(i.type)} for i in p.imports]
+            exports = [{"name": e.name, "kind": e.kind, "type": str(e.type)} for e in p.exports]
         return {
             "name": self.name,
             "size": self.size,
             "sha256": self.sha256,
             "kind": p.kind,
-            "imports": [{"module": i.module, "name": i.name, "kind": i.kind, "type": str(i.type)} for i in p.imports],
-            "exports": [{"name": e.name, "kind": e.kind, "type": str(e.type)} for e in p.exports],
+            "imports": imports,
+            "exports": exports,
             "memories": [{"min": m.limits.min, "max": m.limits.max, "shared": m.limits.shared} for m in p.memories],
             "tables": [{"element": t.element, "min": t.limits.min, "max": t.limits.max} for t in p.tables],
             "globals": [{"type": g.valtype, "mutable": g.mutable} for g in p.globals],

@@ -1,0 +1,4 @@
+#[no_mangle]
+pub extern "C" fn fib(n: i32) -> i32 {
+    if n < 2 { n } else { fib(n - 1) + fib(n - 2) }
+}

@@ -1,0 +1,3 @@
+export function fib(n: i32): i32 {
+  return n < 2 ? n : fib(n - 1) + fib(n - 2);
+}

@@ -1,0 +1,3 @@
+export fn fib(n: i32) i32 {
+    return if (n < 2) n else fib(n - 1) + fib(n - 2);
+}
