@@ -107,6 +107,9 @@ def run_tool(
     text = tidy_diagnostics(out.decode(errors="replace"), workdir)
     if proc.returncode != 0:
         first = first_error_line(text) or f"{Path(cmd[0]).name} exited with status {proc.returncode}"
+        where = source_location(text)
+        if where and where not in first:
+            first = f"{where}: {first}"
         raise CompileError(f"{lang} compile error: {first}", diagnostics=text, lang=lang)
     return text
 
@@ -125,6 +128,20 @@ def tidy_diagnostics(text: str, workdir: Path) -> str:
         cut = len(text) - MAX_DIAGNOSTICS
         text = text[:MAX_DIAGNOSTICS] + f"\n... ({cut} more characters of compiler output cut)\n"
     return text
+
+
+_LOCATION = re.compile(
+    r"([\w.+-]+\.(?:c|cc|cpp|cxx|h|hpp|zig|rs|go|ts|py|wat))(?::(\d+)(?::(\d+))?|\((\d+),(\d+)\))"
+)
+
+
+def source_location(text: str) -> str:
+    """The first `file:line:col` in compiler output, normalised (asc writes `file(line,col)`)."""
+    match = _LOCATION.search(text)
+    if not match:
+        return ""
+    name, line, col = match.group(1), match.group(2) or match.group(4), match.group(3) or match.group(5)
+    return f"{name}:{line}:{col}" if col else f"{name}:{line}"
 
 
 _ERROR_LINE = re.compile(r"^.*\berror\b.*$", re.IGNORECASE | re.MULTILINE)

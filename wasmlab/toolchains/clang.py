@@ -86,6 +86,6 @@ class CToolchain(Toolchain):
 
 class CppToolchain(CToolchain):
     lang = "cpp"
-    extensions = (".cc", ".cpp", ".cxx")
+    extensions = (".cpp", ".cc", ".cxx")
     driver = "c++"
     extra_flags = ("-fno-exceptions",)  # wasm32-wasi has no C++ exception runtime: the link fails without it
