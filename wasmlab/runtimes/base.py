@@ -44,8 +44,11 @@ BUILTIN_HOST_FUNCTIONS = {
     "log": ("(i32, i32) -> ()", "append the UTF-8 text at (ptr, len) and a newline to the run's stderr"),
     "now_ms": ("() -> f64", "monotonic clock in milliseconds"),
     "random": ("() -> f64", "a uniform random number in [0, 1)"),
-    "kv_get": ("(i32, i32, i32, i32) -> i32", "kv_get(key_ptr, key_len, out_ptr, out_cap): copy the value of key "
-               "(at most out_cap bytes) to out_ptr; returns the value's full length, or -1 when the key is absent"),
+    "kv_get": (
+        "(i32, i32, i32, i32) -> i32",
+        "kv_get(key_ptr, key_len, out_ptr, out_cap): copy the value of key "
+        "(at most out_cap bytes) to out_ptr; returns the value's full length, or -1 when the key is absent",
+    ),
     "kv_set": ("(i32, i32, i32, i32) -> ()", "kv_set(key_ptr, key_len, val_ptr, val_len): store a value"),
 }
 # The key-value store lives in the Runtime object (in the worker process for worker backends): it outlives
@@ -216,7 +219,7 @@ class Runtime:
 # Canonical trap codes, and the engine messages that mean them (lower-cased substrings, first match wins).
 TRAP_CODES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("stack overflow", ("stack overflow", "call stack exhausted", "maximum call stack", "stack exhausted")),
-    ("integer divide by zero", ("divide by zero", "division by zero", "divide-by-zero")),
+    ("integer divide by zero", ("divide by zero", "division by zero", "divide-by-zero", "remainder by zero")),
     ("integer overflow", ("integer overflow", "divide result unrepresentable")),
     (
         "invalid conversion to integer",

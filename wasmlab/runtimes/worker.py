@@ -60,7 +60,7 @@ class Worker:
         self.runtime, self.argv, self.env = runtime, argv, env or {}
         self.proc: subprocess.Popen | None = None
         self.loaded: set[str] = set()
-        self.restarts = 0
+        self.starts = 0
         self._lock = threading.RLock()
         self._buffer = b""
         self._stderr: Any = None
@@ -84,6 +84,11 @@ class Worker:
             self.kill()
             raise EngineCrashed(self.runtime, f"worker did not start: {hello}")
         self.info = hello
+
+    @property
+    def restarts(self) -> int:
+        """How many times the worker was started again after a kill or crash."""
+        return max(0, self.starts - 1)
 
     @property
     def alive(self) -> bool:
@@ -120,18 +125,26 @@ class Worker:
         """Send one request and wait for its answer, enforcing `timeout` (s) and `max_rss` (bytes) by killing
         the worker. `module` (a wasmlab Module) is loaded into the worker first if it does not have it."""
         with self._lock:
-            if not self.alive:
-                if self.proc is not None:
-                    self.restarts += 1
-                self.start()
-            if module is not None and module.sha256 not in self.loaded:
-                self._send({"op": "load", "sha": module.sha256, "wasm": b64(module.bytes)})
-                answer = self._receive(max(60.0, timeout or 0), None)
-                if not answer.get("ok"):
-                    return answer
-                self.loaded.add(module.sha256)
-            self._send(message)
-            return self._receive(timeout, max_rss)
+            try:
+                return self._request(message, timeout, max_rss, module)
+            except KeyboardInterrupt:
+                self.kill()  # an answer may be in flight: a fresh worker keeps requests and answers paired
+                raise
+
+    def _request(
+        self, message: dict[str, Any], timeout: float | None, max_rss: int | None, module: Any
+    ) -> dict[str, Any]:
+        if not self.alive:
+            self.starts += 1
+            self.start()
+        if module is not None and module.sha256 not in self.loaded:
+            self._send({"op": "load", "sha": module.sha256, "wasm": b64(module.bytes)})
+            answer = self._receive(max(60.0, timeout or 0), None)
+            if not answer.get("ok"):
+                return answer
+            self.loaded.add(module.sha256)
+        self._send(message)
+        return self._receive(timeout, max_rss)
 
     def _send(self, message: dict[str, Any]) -> None:
         try:
@@ -143,9 +156,11 @@ class Worker:
 
     def _receive(self, timeout: float | None, max_rss: int | None) -> dict[str, Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
+        waited = False  # answers often come within ~100 us: read /proc for the RSS (~50 us) only while waiting
         fd = self.proc.stdout.fileno()
+        parts = [self._buffer]  # search only the newest bytes for the newline: answers can be megabytes
         try:
-            while b"\n" not in self._buffer:
+            while b"\n" not in parts[-1]:
                 if deadline is not None and time.monotonic() > deadline:
                     self.kill()
                     raise LimitExceeded(
@@ -153,7 +168,7 @@ class Worker:
                         f"{self.runtime}: guest ran past the {timeout:g} s time limit "
                         "and was stopped; raise timeout= if it needs longer",
                     )
-                if max_rss and rss_bytes(self.proc.pid) > max_rss:
+                if max_rss and waited and rss_bytes(self.proc.pid) > max_rss:
                     self.kill()
                     raise LimitExceeded(
                         "memory",
@@ -161,15 +176,16 @@ class Worker:
                         "and was stopped; raise max_memory= if it needs more",
                     )
                 ready, _, _ = select.select([fd], [], [], POLL_S)
+                waited = True
                 if ready:
                     chunk = os.read(fd, 1 << 20)
                     if not chunk:
                         raise EngineCrashed(self.runtime, self._death())
-                    self._buffer += chunk
+                    parts.append(chunk)
         except KeyboardInterrupt:
             self.kill()  # the only way to stop a guest that holds its process
             raise
-        line, _, self._buffer = self._buffer.partition(b"\n")
+        line, _, self._buffer = b"".join(parts).partition(b"\n")
         return json.loads(line)
 
     def _death(self) -> str:
