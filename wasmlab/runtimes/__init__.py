@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import EngineCrashed, LimitExceeded, RuntimeUnavailable, Trap, UsageError
+from ..errors import EngineCrashed, ExitTrap, LimitExceeded, RuntimeUnavailable, Trap, UsageError
 from .base import (
     CAPABILITIES,
     DEFAULT_MAX_MEMORY,
@@ -147,6 +147,8 @@ def run(module: Module, runtime: str | Runtime, options: RunOptions, check: bool
     engine = get_runtime(runtime)
     try:
         result = engine.run(module, options)
+    except ExitTrap as exc:
+        result = RunResult(engine.label, options.invoke, exit_code=exc.status)
     except Trap as exc:
         result = RunResult(engine.label, options.invoke, trap=exc.code, trap_frames=exc.frames)
     except LimitExceeded as exc:

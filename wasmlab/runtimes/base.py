@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RuntimeUnavailable, UsageError
+from .views import InstanceHelpers
 
 if TYPE_CHECKING:
     from ..module import Module
@@ -138,8 +139,9 @@ class RunResult:
         }
 
 
-class Instance:
-    """A live instance on one runtime: call exports many times, read and write its memory."""
+class Instance(InstanceHelpers):
+    """A live instance on one runtime: call exports many times, read and write its memory. Conveniences
+    (`exports.NAME(...)`, `read_cstring`, `read_array`, `snapshot`, `diff_memory`) come from `views`."""
 
     runtime: str = ""
 
