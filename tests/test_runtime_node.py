@@ -13,6 +13,7 @@ import pytest
 
 import wasmlab
 from wasmlab.errors import (
+    InstanceLost,
     LimitExceeded,
     RuntimeUnavailable,
     ToolchainUnavailable,
@@ -21,7 +22,7 @@ from wasmlab.errors import (
 )
 from wasmlab.module import Module
 from wasmlab.runtimes import RunOptions, get_runtime
-from wasmlab.runtimes.node import InstanceLost, NodeRuntime, trap_code
+from wasmlab.runtimes.node import NodeRuntime, trap_code
 
 pytestmark = pytest.mark.skipif(
     NodeRuntime().unavailable_reason() is not None, reason=f"node: {NodeRuntime().unavailable_reason()}"

@@ -12,13 +12,14 @@ from wasmlab.errors import CompileError, UsageError
 from .conftest import need_toolchain
 
 SNIPPETS = Path(__file__).parent / "snippets"
-EXT = {"wat": "wat", "c": "c", "cpp": "cpp", "zig": "zig", "rust": "rs", "go": "go", "assemblyscript": "ts"}
+EXT = {"wat": "wat", "c": "c", "cpp": "cpp", "zig": "zig", "rust": "rs", "go": "go", "assemblyscript": "ts",
+       "python": "py"}
 FIB = {lang: (SNIPPETS / f"fib.{ext}").read_text() for lang, ext in EXT.items()}
 HELLO = {lang: (SNIPPETS / f"hello.{ext}").read_text() for lang, ext in EXT.items() if lang != "wat"}
 HELLO_OUT = {
     "c": "hello from c, 3 args\n", "cpp": "hello from c++, 3 args\n", "zig": "hello from zig\n",
     "rust": "hello from rust, 3 args\n", "go": "hello from go, 3 args\n",
-    "assemblyscript": "hello from assemblyscript\n",
+    "assemblyscript": "hello from assemblyscript\n", "python": "hello from python, 3 args\n",
 }
 
 
@@ -26,9 +27,12 @@ HELLO_OUT = {
 def test_fib_library_runs_under_wasmtime(lang: str) -> None:
     need_toolchain(lang)
     module = wasmlab.compile(FIB[lang], lang)
-    assert module.kind == "module"
-    assert "fib" in module.export_names()
-    assert str(module.func_type("fib")) == "(i32) -> i32"
+    if lang == "python":  # a component: its export is typed in WIT
+        assert module.is_component
+        assert {"name": "fib", "kind": "func", "type": "func(n: s64) -> s64"} in module.summary()["exports"]
+    else:
+        assert module.kind == "module"
+        assert str(module.func_type("fib")) == "(i32) -> i32"
     assert module.run("wasmtime", "fib", (20,)).result == 6765
 
 
@@ -36,7 +40,7 @@ def test_fib_library_runs_under_wasmtime(lang: str) -> None:
 def test_hello_command_runs_under_wasmtime(lang: str) -> None:
     need_toolchain(lang)
     module = wasmlab.compile(HELLO[lang], lang, kind="command")
-    assert module.is_command
+    assert module.is_command or module.is_component
     result = module.run("wasmtime", argv=("a", "b"))
     output = result.stdout + result.stderr  # zig's std.debug.print writes to stderr
     assert output.decode() == HELLO_OUT[lang]

@@ -9,7 +9,8 @@
     ├── Trap                      the guest trapped; carries the trap code and the Wasm backtrace
     │   └── ExitTrap              the guest called proc_exit with a non-zero code (carries .code)
     ├── LimitExceeded             fuel, time, memory or output limit hit; names the limit
-    └── EngineCrashed             an engine's worker process died; it is restarted on the next call
+    ├── EngineCrashed             an engine's worker process died; it is restarted on the next call
+    └── InstanceLost              a kept instance lived in a worker that was since stopped; instantiate again
 
 Each message is one line that names the problem and the fix, so the CLI and the notebook magics can show
 `str(error)` alone. Extra detail (diagnostics, backtrace) lives in attributes and in `details()`.
@@ -114,3 +115,8 @@ class EngineCrashed(WasmlabError):
     def __init__(self, runtime: str, detail: str) -> None:
         super().__init__(f"engine {runtime} crashed ({detail}); it restarts on the next call")
         self.runtime = runtime
+
+
+class InstanceLost(WasmlabError):
+    """A kept instance lived in a worker process that has since been stopped (a time or memory limit, Ctrl-C,
+    a crash): its state is gone, and the fix is to instantiate again."""

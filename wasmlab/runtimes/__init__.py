@@ -7,6 +7,7 @@ missing, is listed as unavailable with the reason and the install step; it never
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import threading
@@ -132,6 +133,7 @@ def default_runtimes() -> list[str]:
     return [row.name for row in list_runtimes() if row.available]
 
 
+@atexit.register
 def close_all() -> None:
     """Stop every worker process and free engines (called at interpreter exit)."""
     with _lock:

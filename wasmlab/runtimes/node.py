@@ -47,6 +47,7 @@ from typing import Any
 from ..errors import (
     EngineCrashed,
     ExitTrap,
+    InstanceLost,
     InvalidModule,
     LimitExceeded,
     RuntimeUnavailable,
@@ -77,10 +78,6 @@ PAGE = 65536
 WASI_MODULES = ("wasi_snapshot_preview1", "wasi_unstable")
 # V8 trap messages that base.TRAP_CODES does not know (lower case -> canonical code).
 V8_TRAPS = {"remainder by zero": "integer divide by zero"}
-
-
-class InstanceLost(WasmlabError):
-    """A kept instance lived in a node worker that has since been stopped (time or memory limit, Ctrl-C, crash)."""
 
 
 def node_executable() -> str | None:

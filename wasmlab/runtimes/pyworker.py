@@ -1,0 +1,422 @@
+"""The client half of wasmlab's Python engine workers (`pyserve.py` is the server half).
+
+`PyWorkerRuntime` is the base of the backends whose engine runs in a Python worker process (wasm3: holds the
+GIL; wasmer-python: holds the GIL and needs CPython 3.10). It turns `RunOptions` into requests, enforces the
+wall-clock timeout and a resident-memory cap by killing the worker (`worker.Worker`), and turns answers into
+`RunResult`, `Trap`, `LimitExceeded`... `PyWorkerInstance` is an instance kept in the worker under an id.
+
+Memory has two guards: the worker lowers each memory's declared maximum to `max_memory` (so `memory.grow`
+past it returns -1 inside the engine, like wasmtime's store limits), and the parent kills the worker when its
+resident memory passes what it held before the request + `max_memory` + an allowance for the engine.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    EngineCrashed,
+    ExitTrap,
+    InstanceLost,
+    InvalidModule,
+    LimitExceeded,
+    RuntimeUnavailable,
+    Trap,
+    UsageError,
+    WasmlabError,
+)
+from .base import BUILTIN_HOST_FUNCTIONS, BUILTIN_HOST_MODULE, Instance, RunOptions, RunResult, Runtime, normalize_trap
+from .worker import Worker, b64, rss_bytes, unb64
+
+if TYPE_CHECKING:
+    from ...module import Module
+
+WORKERS = Path(__file__).parent / "workers"
+PYSERVE = WORKERS / "pyserve.py"
+WASI_MODULES = ("wasi_snapshot_preview1", "wasi_unstable")
+CONTROL_TIMEOUT = 30.0  # seconds for requests that run no guest code
+PREPARE_TIMEOUT = 300.0  # seconds to compile a module (large Go modules under LLVM take a while)
+RSS_REFRESH_S = 1.0
+RSS_ALLOWANCE = 64 << 20  # engine memory besides the guest's linear memory (compiled code, Python objects)
+
+
+# values -----------------------------------------------------------------------------------------------------
+def encode_value(value: Any) -> Any:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"float": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+    if isinstance(value, (int, float)):
+        return value
+    raise UsageError(f"cannot pass {value!r} to a Wasm function: only integers and floats")
+
+
+def decode_value(value: Any) -> Any:
+    if isinstance(value, dict) and "float" in value:
+        return float(value["float"])
+    if isinstance(value, list):
+        return tuple(decode_value(v) for v in value)
+    return value
+
+
+def check_args(module: Module, name: str, args: tuple[Any, ...]) -> list[Any]:
+    """Arguments for the worker; UsageError for an unknown export or a wrong count."""
+    ftype = module.func_type(name)
+    if len(args) != len(ftype.params):
+        raise UsageError(
+            f"{name} takes {len(ftype.params)} argument(s) ({', '.join(ftype.params) or 'none'}), got {len(args)}"
+        )
+    return [encode_value(a) for a in args]
+
+
+def frame_names(module: Module, frames: list[Any]) -> list[str]:
+    """Worker frames ({"name", "index", "offset"}) -> 'func_name (0xOFFSET)', innermost first. Names come from
+    the module's name section (as V8 and wasmtime use), else the engine, else the export names, else
+    wasm-function[N]: the same function gets the same name on every engine."""
+    names: dict[int, str] = {}
+    exported: dict[int, str] = {}
+    try:
+        for export in module.exports:
+            if export.kind == "func":
+                exported.setdefault(export.index, export.name)
+        names.update(module.parsed.function_names)
+    except WasmlabError:
+        pass
+    out = []
+    for frame in frames:
+        if isinstance(frame, str):
+            out.append(frame)
+            continue
+        index, offset = frame.get("index"), frame.get("offset")
+        name = names.get(index) or frame.get("name") or exported.get(index)
+        name = name or (f"wasm-function[{index}]" if index is not None else "<unknown>")
+        out.append(f"{name} ({offset:#x})" if offset is not None else name)
+    return out
+
+
+# runtime ----------------------------------------------------------------------------------------------------
+class PyWorkerRuntime(Runtime):
+    """A backend whose engine lives in a `pyserve` worker. Subclasses give the worker's Python and script."""
+
+    capabilities = frozenset({"exports", "wasi", "memory", "instances", "timeout", "max_memory", "builtin_host"})
+    worker_script: Path = PYSERVE
+    supports_dirs = True
+
+    def __init__(self, variant: str | None = None) -> None:
+        super().__init__(variant)
+        self._worker: Worker | None = None
+        self._lock = threading.Lock()
+        self._garbage: list[tuple[Any, int]] = []  # (worker process, id) of instances dropped unclosed
+        self._prepared: set[tuple[Any, str, int | None]] = set()  # (process, sha, memory cap) compiled
+        self._rss_seen: tuple[Any, float, int] = (None, 0.0, 0)
+        self._stopped_because = "it stopped"
+
+    # subclass hooks ---------------------------------------------------------------------------------------
+    def worker_python(self) -> str | None:
+        """The Python that runs the worker script (None: not installed)."""
+        raise NotImplementedError
+
+    def worker_argv(self) -> list[str]:
+        python = self.worker_python()
+        if not python:
+            raise RuntimeUnavailable(self.label, self.unavailable_reason() or "no Python for the worker", self.install)
+        return [python, "-X", "utf8", str(self.worker_script)]
+
+    def worker_env(self) -> dict[str, str]:
+        return {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
+
+    # worker -----------------------------------------------------------------------------------------------
+    @property
+    def worker(self) -> Worker:
+        with self._lock:
+            if self._worker is None:
+                self._worker = Worker(self.label, self.worker_argv(), self.worker_env())
+            return self._worker
+
+    def close(self) -> None:
+        with self._lock:
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            self._stopped_because = "the runtime was closed"
+            worker.kill()
+
+    def _max_rss(self, max_memory: int | None) -> int | None:
+        if not max_memory:
+            return None
+        worker, now = self._worker, time.monotonic()
+        proc = worker.proc if worker is not None else None
+        if proc is None or proc.poll() is not None:
+            current = 0
+        elif self._rss_seen[0] is proc and now - self._rss_seen[1] < RSS_REFRESH_S:
+            current = self._rss_seen[2]
+        else:
+            current = rss_bytes(proc.pid)
+            self._rss_seen = (proc, now, current)
+        return max(current, self.baseline_rss()) + max_memory + RSS_ALLOWANCE
+
+    def baseline_rss(self) -> int:
+        """Resident memory of an idle worker (measured on the running worker when there is one)."""
+        return 64 << 20
+
+    def request(
+        self,
+        message: dict[str, Any],
+        *,
+        module: Module | None = None,
+        timeout: float | None = CONTROL_TIMEOUT,
+        max_memory: int | None = None,
+    ) -> dict[str, Any]:
+        """One request; records why the worker was stopped when a limit, Ctrl-C or a crash kills it."""
+        worker = self.worker
+        garbage = self._garbage[:]
+        del self._garbage[: len(garbage)]  # in place: finalizers hold this list
+        release = [i for proc, i in garbage if proc is worker.proc and worker.alive]
+        if release:
+            message = {**message, "release": release}
+        try:
+            return worker.request(message, timeout=timeout, max_rss=self._max_rss(max_memory), module=module)
+        except LimitExceeded as exc:
+            self._stopped_because = f"the {exc.limit} limit stopped a guest"
+            raise
+        except EngineCrashed as exc:
+            self._stopped_because = f"a crash ({exc})"
+            raise
+        except KeyboardInterrupt:
+            self._stopped_because = "an interrupt (Ctrl-C)"
+            raise
+
+    def kv_clear(self) -> None:
+        """Empty the built-in host module's key-value store (it lives in the worker: a restart empties it)."""
+        if self._worker is not None and self._worker.alive:
+            self.request({"op": "kv_clear"})
+
+    # checks -----------------------------------------------------------------------------------------------
+    def _check(self, module: Module, options: RunOptions) -> None:
+        if module.is_component:
+            raise RuntimeUnavailable(self.label, "components are unsupported: use wasmtime")
+        if options.fuel is not None:
+            self.require("fuel", "fuel (a deterministic instruction budget)")
+        if options.imports:
+            raise RuntimeUnavailable(
+                self.label,
+                f"Python host functions are unsupported: {self.name} runs the guest in a worker process; import "
+                f"from the built-in {BUILTIN_HOST_MODULE!r} host module ({', '.join(BUILTIN_HOST_FUNCTIONS)}) "
+                "or run on wasmtime",
+            )
+        if options.dirs and not self.supports_dirs:
+            raise RuntimeUnavailable(self.label, f"{self.name} cannot preopen host directories (dirs=)")
+        missing = [
+            f"{i.module}.{i.name}"
+            for i in module.imports
+            if i.module not in WASI_MODULES
+            and not (i.module == BUILTIN_HOST_MODULE and i.name in BUILTIN_HOST_FUNCTIONS)
+        ]
+        if missing:
+            raise UsageError(
+                f"{module.name} imports {', '.join(missing[:5])}{'...' if len(missing) > 5 else ''}: {self.name} "
+                f"provides only WASI and the built-in {BUILTIN_HOST_MODULE!r} host module"
+            )
+        if options.max_memory:
+            initial = sum(m.limits.min for m in module.memories) * 65536
+            if initial > options.max_memory:
+                raise LimitExceeded(
+                    "memory",
+                    f"{self.label}: the module's initial memory ({initial >> 20} MiB) is over the "
+                    f"{options.max_memory >> 20} MiB limit; raise max_memory= if it needs more",
+                )
+
+    def _setup(self, module: Module, options: RunOptions) -> dict[str, Any]:
+        """The request fields every instantiation shares."""
+        return {
+            "sha": module.sha256,
+            "argv": [module.name, *options.argv],
+            "env": dict(options.env),
+            "stdin": b64(options.stdin),
+            "dirs": {guest: _directory(host, guest) for guest, host in options.dirs.items()},
+            "max_output": options.max_output,
+            "max_memory": options.max_memory or None,
+        }
+
+    def _prepare(self, module: Module, options: RunOptions) -> dict[str, float]:
+        """Compile in the worker before the guest runs, so compile time does not count against `timeout`.
+        Returns the worker-measured compile time (empty when this worker already has it)."""
+        worker = self.worker
+        key = (worker.proc, module.sha256, options.max_memory or None)
+        if worker.alive and key in self._prepared:
+            return {}
+        answer = self.request(
+            {"op": "prepare", "sha": module.sha256, "max_memory": options.max_memory or None},
+            module=module,
+            timeout=max(PREPARE_TIMEOUT, options.timeout or 0),
+        )
+        if not answer.get("ok"):
+            self._fail(answer, module)
+        self._prepared = {k for k in self._prepared if k[0] is worker.proc}
+        self._prepared.add((worker.proc, module.sha256, options.max_memory or None))
+        return {k: float(v) for k, v in answer.get("timings", {}).items()}
+
+    def _fail(self, answer: dict[str, Any], module: Module | None = None) -> None:
+        """Raise the error an answer carries (traps and memory limits of runs are results, not raised here)."""
+        kind, message = answer.get("kind", ""), answer.get("error", "")
+        if kind == "invalid":
+            raise InvalidModule(f"{self.label} rejected the module: {message}")
+        if kind in ("link", "usage"):
+            raise UsageError(f"{self.label}: {message}")
+        if kind == "unavailable":
+            raise RuntimeUnavailable(self.label, message, "use wasmtime")
+        if kind == "limit:memory":
+            raise LimitExceeded("memory", f"{self.label}: {message}")
+        if kind == "trap":
+            code = normalize_trap(answer.get("trap_message") or message)
+            frames = frame_names(module, answer.get("frames", [])) if module is not None else []
+            where = f" in {frames[0]}" if frames else ""
+            raise Trap(code, frames, f"wasm trap on {self.label}: {code}{where}")
+        raise WasmlabError(f"{self.label} worker: {message or answer}")
+
+    # running ----------------------------------------------------------------------------------------------
+    def run(self, module: Module, options: RunOptions) -> RunResult:
+        self._check(module, options)
+        message = {"op": "run", "invoke": options.invoke, **self._setup(module, options)}
+        if options.invoke is not None:
+            message["args"] = check_args(module, options.invoke, tuple(options.args))
+        elif not module.is_command:
+            exports = ", ".join(module.export_names()) or "none"
+            raise UsageError(f"{module.name} is not a WASI command (no _start): pass invoke= one of {exports}")
+        compiled = self._prepare(module, options)
+        answer = self.request(message, module=module, timeout=options.timeout, max_memory=options.max_memory)
+        kind = answer.get("kind")
+        if not answer.get("ok") and kind not in ("trap", "limit:memory"):
+            self._fail(answer, module)
+        timings = {k: float(v) for k, v in answer.get("timings", {}).items()}
+        timings["compile"] = compiled.get("compile", timings.get("compile", 0.0))
+        result = RunResult(
+            self.label,
+            options.invoke,
+            stdout=unb64(answer.get("stdout")),
+            stderr=unb64(answer.get("stderr")),
+            exit_code=answer.get("exit_code"),
+            timings=timings,
+        )
+        if options.invoke is None and result.exit_code is None and kind is None:
+            result.exit_code = 0
+        if kind == "trap":
+            result.trap = normalize_trap(answer.get("trap_message") or answer.get("error", ""))
+            result.trap_frames = frame_names(module, answer.get("frames", []))
+        elif kind == "limit:memory":
+            result.error, result.error_kind = f"{self.label}: {answer.get('error')}", "limit:memory"
+        elif options.invoke is not None and answer.get("exit_code") is None:
+            result.result = decode_value(answer.get("result"))
+        return result
+
+    def instantiate(self, module: Module, options: RunOptions) -> PyWorkerInstance:
+        self._check(module, options)
+        compiled = self._prepare(module, options)
+        message = {"op": "instantiate", **self._setup(module, options)}
+        answer = self.request(message, module=module, timeout=options.timeout, max_memory=options.max_memory)
+        if not answer.get("ok"):
+            self._fail(answer, module)
+        timings = {k: float(v) for k, v in answer.get("timings", {}).items()}
+        timings["compile"] = compiled.get("compile", timings.get("compile", 0.0))
+        answer["timings"] = timings
+        return PyWorkerInstance(self, module, options, answer)
+
+
+def _directory(host: str, guest: str) -> str:
+    path = Path(host).expanduser().resolve()
+    if not path.is_dir():
+        raise UsageError(f"no such directory {host!r} to preopen as {guest!r}")
+    return str(path)
+
+
+class PyWorkerInstance(Instance):
+    """An instance kept in a worker under an id. `stdout`/`stderr` collect the guest's output (capped at
+    max_output); `timings` holds the instantiation's, `last_timings` the last call's worker-measured ms."""
+
+    def __init__(self, runtime: PyWorkerRuntime, module: Module, options: RunOptions, answer: dict[str, Any]) -> None:
+        self.runtime = runtime.label
+        self._runtime, self.module, self.options = runtime, module, options
+        self._worker = runtime.worker
+        self._proc = self._worker.proc
+        self.id: int = answer["id"]
+        self._exports = list(answer.get("exports", []))
+        self.timings = answer.get("timings", {})
+        self.last_timings: dict[str, float] = {}
+        self.stdout = unb64(answer.get("stdout"))
+        self.stderr = unb64(answer.get("stderr"))
+        self._closed = False
+        self._lost: str | None = None
+        self._finalizer = weakref.finalize(self, runtime._garbage.append, (self._proc, self.id))
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "lost" if self._lost or not self._live() else "live"
+        return f"<{type(self).__name__} {self.module.name!r} on {self.runtime} id={self.id} {state}>"
+
+    def _live(self) -> bool:
+        return self._worker.proc is self._proc and self._worker.alive
+
+    def _request(self, message: dict[str, Any], timeout: float | None = CONTROL_TIMEOUT, **kw: Any) -> dict[str, Any]:
+        if self._closed:
+            raise UsageError(f"instance of {self.module.name} on {self.runtime} is closed")
+        if self._lost:
+            raise InstanceLost(self._lost)
+        if not self._live():
+            self._lost = (
+                f"instance lost: the {self.runtime} worker was stopped after {self._runtime._stopped_because}; "
+                "instantiate again"
+            )
+            self._finalizer.detach()
+            raise InstanceLost(self._lost)
+        answer = self._runtime.request({**message, "id": self.id}, timeout=timeout, **kw)
+        if not answer.get("ok"):
+            self._take_output(answer)
+            self._runtime._fail(answer, self.module)
+        return answer
+
+    def _take_output(self, answer: dict[str, Any]) -> None:
+        room = self.options.max_output
+        if answer.get("stdout"):
+            self.stdout = (self.stdout + unb64(answer.get("stdout")))[:room]
+        if answer.get("stderr"):
+            self.stderr = (self.stderr + unb64(answer.get("stderr")))[:room]
+        if "timings" in answer:
+            self.last_timings = {k: float(v) for k, v in answer["timings"].items()}
+
+    def call(self, name: str, *args: Any) -> Any:
+        values = check_args(self.module, name, args)
+        answer = self._request(
+            {"op": "call", "name": name, "args": values},
+            timeout=self.options.timeout,
+            max_memory=self.options.max_memory,
+        )
+        self._take_output(answer)
+        exit_code = answer.get("exit_code")
+        if exit_code is not None:
+            if exit_code:
+                raise ExitTrap(exit_code)
+            return None
+        return decode_value(answer.get("result"))
+
+    def export_names(self) -> list[str]:
+        return list(self._exports)
+
+    def memory_size(self, memory: str | None = None) -> int:
+        return int(self._request({"op": "memory_size", "memory": memory})["size"])
+
+    def read_memory(self, address: int, length: int, memory: str | None = None) -> bytes:
+        return unb64(self._request({"op": "read", "address": address, "length": length, "memory": memory})["data"])
+
+    def write_memory(self, address: int, data: bytes, memory: str | None = None) -> None:
+        self._request({"op": "write", "address": address, "data": b64(bytes(data)), "memory": memory})
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._finalizer.detach()
+        if not self._lost and self._live():
+            self._runtime.request({"op": "close", "id": self.id})
