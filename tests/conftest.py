@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 import wasmlab
 from wasmlab.errors import ToolchainUnavailable
 from wasmlab.toolchains import get_toolchain
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A background job (as CI may start us) inherits SIGINT ignored; the Ctrl-C tests need Python's own handler,
+    # as in a terminal or a Jupyter kernel.
+    if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, None):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -117,6 +117,11 @@ def test_language_detected_from_extension(tmp_path) -> None:
     assert module.run("wasmtime", "answer").result == 42
 
 
+def test_long_one_line_snippet_is_source_not_a_path() -> None:
+    source = '(module (func (export "long") (result i32) ' + "i32.const 1 drop " * 40 + "i32.const 2))"
+    assert wasmlab.compile(source, "wat").run("wasmtime", "long").result == 2
+
+
 def test_aliases_and_unknown_languages() -> None:
     assert wasmlab.compile('(module (func (export "f")))', "WAST").provenance.lang == "wat"
     with pytest.raises(UsageError, match="unknown language 'cobol'"):

@@ -20,7 +20,7 @@ MAX_SOURCE_PATH = 4096
 def _read_source(source: str | Path, lang: str | None) -> tuple[str, str, str]:
     """(text, canonical lang, file name) for a path or for source text."""
     is_path = isinstance(source, Path) or (
-        "\n" not in source and len(source) < MAX_SOURCE_PATH and source.strip() != "" and Path(source).is_file()
+        "\n" not in source and len(source) < MAX_SOURCE_PATH and source.strip() != "" and _is_file(source)
     )
     if is_path:
         path = Path(source)
@@ -35,6 +35,13 @@ def _read_source(source: str | Path, lang: str | None) -> tuple[str, str, str]:
             raise UsageError("source text needs a language: pass lang= (e.g. lang='c'), or give a file path")
     lang = normalize_lang(lang)
     return source, lang, ""
+
+
+def _is_file(text: str) -> bool:
+    try:
+        return Path(text).is_file()
+    except OSError:  # e.g. a one-line snippet longer than a file name may be
+        return False
 
 
 @cache
