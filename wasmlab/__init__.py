@@ -44,3 +44,15 @@ __all__ = [
     "list_toolchains",
     "load",
 ]
+
+
+def load_ipython_extension(ipython):  # `%load_ext wasmlab`: magics and rich displays, imported only here
+    from .notebook.magics import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython):  # `%unload_ext wasmlab`
+    from .notebook.magics import unload_ipython_extension as unload
+
+    unload(ipython)
