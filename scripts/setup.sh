@@ -95,8 +95,17 @@ step_warm() {
   mark_done warm scripts/warm.py wasmlab/toolchains/*.py
 }
 
+# The "Wasm Lab" kernel (preloads %load_ext wasmlab) inside the venv, where its jupyter looks.
+step_kernel() {
+  done_already kernel kernels/wasmlab/kernel.json && return 0
+  say "installing the Wasm Lab kernelspec into $venv"
+  "$venv/bin/python" -c "import sys; from wasmlab.notebook import install_kernelspec; install_kernelspec(prefix=sys.prefix)" >/dev/null
+  mark_done kernel kernels/wasmlab/kernel.json
+}
+
 step_apt
 step_venv
+step_kernel
 step_wasmer_venv
 step_npm
 step_warm
