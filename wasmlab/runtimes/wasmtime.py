@@ -704,9 +704,18 @@ class WasmtimeRuntime(Runtime):
     )
 
     def __init__(
-        self, variant: str | None = None, *, cache: bool | str | None = None, backtrace_details: bool = True
+        self,
+        variant: str | None = None,
+        *,
+        cache: bool | str | None = None,
+        backtrace_details: bool = True,
+        metered: bool = False,
     ) -> None:
         super().__init__(variant)
+        # Fuel metering slows every guest (~1.5x on fib): only the twin engine that runs `fuel=` requests has it.
+        self.metered = metered
+        self._twin: WasmtimeRuntime | None = None
+        self._engine_options = {"cache": cache, "backtrace_details": backtrace_details}
         self.kv: dict[bytes, bytes] = {}
         self.compiled_ms: dict[str, float] = {}  # sha256 -> ms of the compile that filled the cache
         self._modules: dict[str, Any] = {}  # sha256 -> wasmtime.Module / component.Component
@@ -740,7 +749,7 @@ class WasmtimeRuntime(Runtime):
         finally:
             if backtrace_details and saved is None:
                 os.environ.pop("WASMTIME_BACKTRACE_DETAILS", None)
-        config.consume_fuel = True
+        config.consume_fuel = self.metered
         config.epoch_interruption = True
         config.wasm_component_model = True
         if cache:
@@ -761,7 +770,8 @@ class WasmtimeRuntime(Runtime):
         # Probe: a tiny module must compile and run (winch exists only on some hosts and builds).
         probe = wasmtime.Module(engine, b"\0asm\1\0\0\0\1\5\1\x60\0\1\x7f\3\2\1\0\7\5\1\1f\0\0\n\6\1\4\0\x41\7\x0b")
         store = wasmtime.Store(engine)
-        store.set_fuel(1000)
+        if self.metered:
+            store.set_fuel(1000)
         store.set_epoch_deadline(1)
         if wasmtime.Instance(store, probe, []).exports(store)["f"](store) != 7:
             raise RuntimeError(f"the {self.variant} engine computed a wrong answer on the probe module")
@@ -788,6 +798,8 @@ class WasmtimeRuntime(Runtime):
 
     def close(self) -> None:
         """Close live instances, stop the watchdog, drop compiled code."""
+        if self._twin is not None:
+            self._twin.close()
         for inst in list(self._live):
             with contextlib.suppress(Exception):
                 inst.close()
@@ -916,7 +928,8 @@ class WasmtimeRuntime(Runtime):
         ffi.wasmtime_store_epoch_deadline_callback(store.ptr(), _EPOCH_CALLBACK, state.id, _STORE_FINALIZER)
         _register(_STATES, state.id, state)
         store.set_epoch_deadline(1)
-        store.set_fuel(options.fuel if options.fuel is not None else FUEL_UNLIMITED)
+        if self.metered:
+            store.set_fuel(options.fuel if options.fuel is not None else FUEL_UNLIMITED)
         if options.max_memory:
             store.set_limits(memory_size=options.max_memory)
         if wasi:
@@ -1020,9 +1033,20 @@ class WasmtimeRuntime(Runtime):
         return Trap(code, frames, f"wasm trap on {self.label}: {code}{where}")
 
     # running --------------------------------------------------------------------------------------------
+    def metered_twin(self) -> WasmtimeRuntime:
+        """The same runtime on an engine with fuel metering, which runs every request that sets `fuel`."""
+        if self.metered:
+            return self
+        if self._twin is None:
+            self._twin = WasmtimeRuntime(self.variant, metered=True, **self._engine_options)
+            self._twin.kv = self.kv  # one key-value store for the runtime, whichever engine runs the guest
+        return self._twin
+
     def run(self, module: Module, options: RunOptions) -> RunResult:
         """One run in a fresh store. Traps, limits and exit codes are recorded in the result (with the output
         so far); KeyboardInterrupt propagates after the guest has stopped."""
+        if options.fuel is not None and not self.metered:
+            return self.metered_twin().run(module, options)
         if module.is_component:
             return self._run_component(module, options)
         compiled, compile_ms = self.compile(module)
@@ -1060,6 +1084,8 @@ class WasmtimeRuntime(Runtime):
 
     def instantiate(self, module: Module, options: RunOptions) -> WasmtimeInstance | WasmtimeComponentInstance:
         """A kept instance (its own store). Limits apply per call: `timeout` and `fuel` to each call."""
+        if options.fuel is not None and not self.metered:
+            return self.metered_twin().instantiate(module, options)
         if module.is_component:
             return self._instantiate_component(module, options)
         compiled, compile_ms = self.compile(module)
