@@ -113,6 +113,7 @@ class PyWorkerRuntime(Runtime):
         self._lock = threading.Lock()
         self._garbage: list[tuple[Any, int]] = []  # (worker process, id) of instances dropped unclosed
         self._prepared: set[tuple[Any, str, int | None]] = set()  # (process, sha, memory cap) compiled
+        self.compiled_ms: dict[str, float] = {}  # sha256 -> ms of the compile the worker last did
         self._rss_seen: tuple[Any, float, int] = (None, 0.0, 0)
         self._stopped_because = "it stopped"
 
@@ -258,7 +259,10 @@ class PyWorkerRuntime(Runtime):
             self._fail(answer, module)
         self._prepared = {k for k in self._prepared if k[0] is worker.proc}
         self._prepared.add((worker.proc, module.sha256, options.max_memory or None))
-        return {k: float(v) for k, v in answer.get("timings", {}).items()}
+        timings = {k: float(v) for k, v in answer.get("timings", {}).items()}
+        if "compile" in timings:
+            self.compiled_ms[module.sha256] = timings["compile"]
+        return timings
 
     def _fail(self, answer: dict[str, Any], module: Module | None = None) -> None:
         """Raise the error an answer carries (traps and memory limits of runs are results, not raised here)."""
