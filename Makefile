@@ -21,6 +21,8 @@ lint: setup
 
 test: setup lint
 	$(PY) -m pytest -q -ra
+	PLOTLY_RENDERER=plotly_mimetype $(PY) -m pytest -q -ra -p no:cacheprovider --nbval --nbval-current-env \
+		--nbval-sanitize-with notebooks/sanitize.cfg notebooks/*.ipynb
 
 clean:
 	rm -rf $(VENV) .venv-py310 tools/npm/node_modules

@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from .runtimes import Instance, RunResult
 
 
-_WIT_ITEM = re.compile(r"^  (import|export) ([^\s:;]+)(?::\s*([^;]*))?;", re.MULTILINE)
+_WIT_ITEM = re.compile(r"^  (import|export) (.+)$", re.MULTILINE)
+_WIT_LOCAL = re.compile(r"^([\w-]+): (.+)$")
 
 
 @dataclass(frozen=True)
@@ -189,9 +190,15 @@ class Module:
         with `name`, `kind` ("interface" or "func") and `type`."""
         items: dict[str, list[dict[str, str]]] = {"imports": [], "exports": []}
         for match in _WIT_ITEM.finditer(self.wit()):
-            direction, name, declared = match.group(1), match.group(2), (match.group(3) or "").strip()
-            kind = "func" if declared.startswith("func") else ("interface" if not declared else "type")
-            items[f"{direction}s"].append({"name": name, "kind": kind, "type": declared or name})
+            direction, rest = match.group(1), match.group(2).rstrip(";").strip()
+            local = _WIT_LOCAL.match(rest)  # `name: func(...)` or `name: interface {` (a world-local item)
+            if local:
+                name, declared = local.group(1), local.group(2).strip()
+                kind = "func" if declared.startswith("func") else "interface"
+                declared = "interface" if declared.startswith("interface") else declared
+            else:  # a package interface such as `wasi:cli/environment@0.2.0`
+                name, kind, declared = rest, "interface", rest
+            items[f"{direction}s"].append({"name": name, "kind": kind, "type": declared})
         return items
 
     def size_report(self) -> dict[str, int | None]:
