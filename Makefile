@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup lab demo test lint fuzz clean
+.PHONY: setup lab demo test lint fuzz binder-check clean
 
 setup:
 	@bash scripts/setup.sh
@@ -23,6 +23,9 @@ test: setup lint
 	$(PY) -m pytest -q -ra
 	PLOTLY_RENDERER=plotly_mimetype $(PY) -m pytest -q -ra -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-sanitize-with notebooks/sanitize.cfg notebooks/*.ipynb
+
+binder-check:
+	bash scripts/binder_check.sh
 
 clean:
 	rm -rf $(VENV) .venv-py310 tools/npm/node_modules
