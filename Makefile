@@ -17,15 +17,16 @@ demo: setup
 	$(VENV)/bin/wasmlab demo
 
 lint: setup
-	$(VENV)/bin/ruff check wasmlab tests benchmarks scripts
+	$(VENV)/bin/ruff check wasmlab tests benchmarks scripts ui-tests/*.py
 
 test: setup lint
 	$(PY) -m pytest -q -ra
 	PLOTLY_RENDERER=plotly_mimetype $(PY) -m pytest -q -ra -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-sanitize-with notebooks/sanitize.cfg notebooks/*.ipynb
+	$(PY) -m pytest -q -ra -p no:cacheprovider ui-tests
 
 binder-check:
 	bash scripts/binder_check.sh
 
 clean:
-	rm -rf $(VENV) .venv-py310 tools/npm/node_modules
+	rm -rf $(VENV) .venv-py310 tools/npm/node_modules js/node_modules js/lib wasmlab/labextension/static

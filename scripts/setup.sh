@@ -87,6 +87,15 @@ step_npm() {
   mark_done npm tools/npm/package.json
 }
 
+# The prebuilt JupyterLab extension: module inspector, %%wasm highlighting, the browser runtime.
+step_labextension() {
+  if ! command -v node >/dev/null; then
+    say "node not found: the JupyterLab extension (inspector, %%wasm highlighting, browser runtime) is not built"
+    return 0
+  fi
+  PATH="$venv/bin:$PATH" bash scripts/build_labextension.sh
+}
+
 # First compiles build wasi-libc (zig) and the standard library (Go): do it once here, not in a test.
 step_warm() {
   done_already warm scripts/warm.py wasmlab/toolchains/*.py && return 0
@@ -108,5 +117,6 @@ step_venv
 step_kernel
 step_wasmer_venv
 step_npm
+step_labextension
 step_warm
 say "ready: $("$venv/bin/wasmlab" toolchains 2>/dev/null | tr '\n' ' ' | cut -c1-200)"

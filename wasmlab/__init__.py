@@ -21,6 +21,7 @@ from .errors import (
     UsageError,
     WasmlabError,
 )
+from .labextension_paths import _jupyter_labextension_paths  # noqa: F401 (Jupyter's hook for the prebuilt extension)
 from .module import Module, Provenance, load
 from .toolchains import list_toolchains
 

@@ -50,6 +50,7 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "node": ("node", "NodeRuntime"),
     "wasm3": ("wasm3", "Wasm3Runtime"),
     "wasmedge": ("wasmedge", "WasmEdgeRuntime"),
+    "browser": ("browser", "BrowserRuntime"),
 }
 
 _instances: dict[str, Runtime] = {}

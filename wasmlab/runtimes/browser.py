@@ -1,0 +1,153 @@
+"""browser: the WebAssembly engine of the JupyterLab page that shows this notebook (V8 in Chrome, SpiderMonkey
+in Firefox, JavaScriptCore in Safari), reached over a comm.
+
+Available only in a kernel whose notebook (or console) is open in JupyterLab with the `wasmlab-jupyterlab`
+extension: the page registers the comm target `wasmlab.browser` and runs each module in a Web Worker with the
+browser's own `WebAssembly` (see `wasmlab.notebook.browser_comm` for the protocol and how the cell waits for
+the answer without deadlocking the kernel). Elsewhere (nbval, nbclient, a terminal) `unavailable_reason()` says
+there is no frontend.
+
+Timings are measured in the worker with `performance.now()`, never across the comm, with wasmtime's
+convention: "compile" is what this run spent compiling (0.0 when the page had the compiled module), then
+"instantiate" (including a reactor's `_initialize`) and "call" or "run". Browsers coarsen `performance.now()`
+(100 µs, or 5 µs in cross-origin-isolated pages), so sub-millisecond phases are rough.
+
+What the page offers: calls of exported functions with i32, i64 (BigInt), f32 and f64 arguments and results;
+WASI preview 1 commands with argv, environ, stdin, stdout/stderr, clocks, random and proc_exit (no files or
+preopened directories: other WASI functions answer ENOSYS); the built-in `wasmlab` host module; a wall-clock
+`timeout` (the page terminates the worker); traps with their code and Wasm backtrace.
+
+Not here: fuel, kept instances and memory access, Python host functions, components, preopened
+directories, `max_memory` (accepted and ignored: the browser caps memory itself).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import ExitTrap, InvalidModule, RuntimeUnavailable, UsageError, WasmlabError
+from ..module import Module
+from .base import BUILTIN_HOST_MODULE, RunOptions, RunResult, Runtime
+from .node import WASI_MODULES, decode_results, encode_args, frame_names, trap_code
+from .worker import b64, unb64
+
+__all__ = ["BrowserRuntime"]
+
+
+class BrowserRuntime(Runtime):
+    """The browser page's own WebAssembly, through the `wasmlab.browser` comm."""
+
+    name = "browser"
+    install = (
+        "open this notebook in JupyterLab with the wasmlab-jupyterlab extension (`jupyter labextension list` "
+        "shows it enabled OK)"
+    )
+    capabilities = frozenset({"exports", "wasi", "timeout", "builtin_host"})
+
+    @staticmethod
+    def _bridge() -> Any:
+        from ..notebook.browser_comm import get_bridge
+
+        return get_bridge()
+
+    def unavailable_reason(self) -> str | None:
+        return self._bridge().unavailable_reason()
+
+    def version(self) -> str:
+        try:
+            info = self._bridge().client().info
+        except Exception:
+            return ""
+        browser = info.get("browser") or ""
+        agent = str(info.get("user_agent") or "")
+        return browser or agent[:120]
+
+    def kv_clear(self) -> None:
+        """Empty the built-in host module's key-value store (it lives in the page's worker)."""
+        self._request({"op": "kv_clear"}, 30.0)
+
+    def _request(self, message: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+        from ..notebook.browser_comm import BrowserUnavailable
+
+        try:
+            return self._bridge().request(message, timeout)
+        except BrowserUnavailable as exc:
+            raise RuntimeUnavailable(self.label, exc.reason, self.install) from None
+
+    # checks ---------------------------------------------------------------------------------------------
+    def _check(self, module: Module, options: RunOptions) -> None:
+        if module.is_component:
+            raise RuntimeUnavailable(self.label, "components are unsupported in browsers: use wasmtime")
+        if options.fuel is not None:
+            self.require("fuel", "fuel (a deterministic instruction budget)")
+        if options.imports:
+            raise RuntimeUnavailable(
+                self.label,
+                "Python host functions are unsupported: the guest runs in the browser; import from the built-in "
+                f"{BUILTIN_HOST_MODULE!r} host module (log, now_ms, random, kv_get, kv_set) or run on wasmtime",
+            )
+        if options.dirs:
+            raise UsageError(f"{self.label}: preopened directories are unsupported (the page has no files)")
+        missing = [
+            f"{i.module}.{i.name}"
+            for i in module.imports
+            if i.module not in WASI_MODULES and i.module != BUILTIN_HOST_MODULE
+        ]
+        if missing:
+            raise UsageError(
+                f"{module.name} imports {', '.join(missing[:5])}{'...' if len(missing) > 5 else ''}: the browser "
+                f"runtime provides only WASI and the built-in {BUILTIN_HOST_MODULE!r} host module"
+            )
+
+    # running --------------------------------------------------------------------------------------------
+    def run(self, module: Module, options: RunOptions) -> RunResult:
+        """One run on a fresh instance in the page's worker. Traps, exit codes and the time limit are recorded
+        in the result; Ctrl-C cancels the run in the page and propagates."""
+        from ..notebook.browser_comm import BrowserUnavailable
+
+        self._check(module, options)
+        message: dict[str, Any] = {
+            "invoke": options.invoke,
+            "argv": [module.name, *options.argv],
+            "env": dict(options.env),
+            "stdin": b64(options.stdin),
+            "max_output": options.max_output,
+        }
+        results: tuple[str, ...] = ()
+        if options.invoke is not None:
+            message["args"], results = encode_args(module, options.invoke, tuple(options.args))
+        try:
+            answer = self._bridge().run(message, module.bytes, module.sha256, options.timeout)
+        except BrowserUnavailable as exc:
+            raise RuntimeUnavailable(self.label, exc.reason, self.install) from None
+        result = RunResult(self.label, options.invoke)
+        result.timings = {k: float(v) for k, v in (answer.get("timings") or {}).items()}
+        kind = answer.get("kind")
+        if kind == "limit:time":
+            result.error, result.error_kind = f"{self.label}: {answer.get('error')}", "limit:time"
+            return result
+        if kind == "exit":
+            raise ExitTrap(int(answer.get("exit_code") or 1))
+        if "error" in answer:
+            self._fail(answer)
+        result.stdout, result.stderr = unb64(answer.get("stdout")), unb64(answer.get("stderr"))
+        result.exit_code = answer.get("exit_code")
+        if "trap" in answer:
+            result.trap = trap_code(str(answer["trap"]))
+            result.trap_frames = frame_names(module, answer.get("frames") or [])
+        elif options.invoke is not None and result.exit_code is None:
+            result.result = decode_results(answer.get("result"), results)
+        return result
+
+    def _fail(self, answer: dict[str, Any]) -> None:
+        kind, message = answer.get("kind", ""), answer.get("error", "")
+        if kind == "compile":
+            raise InvalidModule(f"the browser rejected the module: {message}")
+        if kind in ("link", "usage"):
+            raise UsageError(f"{self.label}: {message}")
+        if kind in ("cancelled", "lost"):
+            raise RuntimeUnavailable(self.label, f"the page stopped the run ({message})", self.install)
+        raise WasmlabError(f"{self.label}: {message}")
+
+    def instantiate(self, module: Module, options: RunOptions) -> Any:
+        self.require("instances", "kept instances (call many times, read memory)")
