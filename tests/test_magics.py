@@ -289,16 +289,15 @@ def test_wasm_compare(ip):
     assert bundles(captured, COMPARISON_MIME)[0]["results"][0]["error_kind"] == "limit:fuel"
 
 
-def test_wasm_bench_is_a_thin_wrapper(ip):
-    try:
-        from wasmlab import bench
-    except ImportError:
-        bench = None
-    if callable(getattr(bench, "startup", None)):
-        pytest.skip("wasmlab.bench.startup exists: the wrapper calls it")
-    result, captured = run(ip, "%wasm_bench fibw")
+def test_wasm_bench_runs_the_suite_and_keeps_the_result(ip):
+    result, captured = run(ip, "%wasm_bench throughput --runtimes wasmtime --kernels fib --samples 3 --quick")
+    assert result.error_in_exec is None, captured.stderr
+    bench_result = ip.user_ns["_wasm_bench"]
+    assert set(bench_result.table["runtime"]) >= {"wasmtime"}
+    assert bundles(captured, "application/vnd.plotly.v1+json")
+    result, captured = run(ip, "%wasm_bench nonsense")
     assert type(result.error_in_exec) is UsageError
-    assert captured.stderr.strip() == "UsageError: benchmarks are not available in this version"
+    assert "unknown benchmark 'nonsense'" in captured.stderr
 
 
 def test_unload_and_reload(ip):

@@ -70,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     limits(p)
 
     command("demo", "compile fib in C and compare it on every available runtime")
+
+    from .bench.cli import add_arguments as bench_arguments
+
+    bench_arguments(command("bench", "benchmarks: startup, throughput vs native, size vs speed, sweeps, the suite"))
+
     return parser
 
 
@@ -344,6 +349,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if comparison.agree else 1
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from .bench.cli import run
+
+    return run(args)
+
+
 COMMANDS = {
     "compile": cmd_compile,
     "inspect": cmd_inspect,
@@ -352,6 +363,7 @@ COMMANDS = {
     "run": cmd_run,
     "compare": cmd_compare,
     "demo": cmd_demo,
+    "bench": cmd_bench,
 }
 
 if __name__ == "__main__":

@@ -415,33 +415,40 @@ class WasmMagics(Magics, Configurable):
 
     @line_magic
     def wasm_bench(self, line: str) -> None:
-        """`%wasm_bench NAME [startup|throughput] [--invoke F ARGS] [--runtimes a,b]`: benchmarks through
-        `wasmlab.bench.startup` / `wasmlab.bench.throughput`, when this version has them."""
-        try:
-            from .. import bench  # type: ignore[attr-defined]
-        except ImportError:
-            bench = None
+        """`%wasm_bench [startup|throughput|suite|size|sweep] [--runtimes a,b] [--kernels k1,k2] [--samples N]
+        [--quick]`: the benchmark suite of `wasmlab.bench` on this machine's engines; shows the summary table
+        and the figure. The result is kept in `_wasm_bench`."""
+        from .. import bench
+
+        parts = {"startup": bench.startup, "throughput": bench.throughput, "suite": bench.suite,
+                 "size": bench.size_vs_speed, "sweep": bench.sweep}
         try:
             words = shlex.split(line)
         except ValueError as exc:
             raise usage_error(f"cannot parse the options: {exc}") from None
-        what = next((w for w in words[1:] if w in ("startup", "throughput")), "startup")
-        function = getattr(bench, what, None)
-        if not callable(function):
-            raise usage_error("benchmarks are not available in this version")
-        if not words:
-            raise usage_error("usage: %wasm_bench NAME [startup|throughput] [--invoke F ARGS] [--runtimes a,b]")
-        module = self._module(words[0])
-        rest = [w for w in words[1:] if w not in ("startup", "throughput")]
-        options: dict[str, Any] = {}
-        if "--runtimes" in rest and rest.index("--runtimes") + 1 < len(rest):
-            options["runtimes"] = _runtime_list(rest[rest.index("--runtimes") + 1])
-        if "--invoke" in rest:
-            tail = [w for w in rest[rest.index("--invoke") + 1 :] if not w.startswith("--")]
-            if tail:
-                options["invoke"], options["args"] = tail[0], tuple(parse_value(w) for w in tail[1:])
+        what = words.pop(0) if words and not words[0].startswith("-") else "throughput"
+        if what not in parts:
+            raise usage_error(f"unknown benchmark {what!r}: use one of {', '.join(parts)}")
+        options: dict[str, Any] = {"progress": False}
+        while words:
+            flag = words.pop(0)
+            if flag == "--quick":
+                options["quick"] = True
+            elif flag in ("--runtimes", "--kernels", "--samples") and words:
+                value = words.pop(0)
+                options[flag[2:]] = int(value) if flag == "--samples" and value.isdigit() else value.split(",")
+            else:
+                raise usage_error(f"unknown or incomplete option {flag!r}: see %wasm_bench?")
+        if what in ("size",):
+            options.pop("kernels", None)
+            options.pop("runtimes", None)
         with user_errors():
-            display(function(module, **options))
+            result = parts[what](**options)
+        from .display import figure_bundle
+
+        self.shell.user_ns["_wasm_bench"] = result
+        display(result.summary)
+        display(figure_bundle(result.figure()), raw=True)
 
 
 _loaded: dict[int, WasmMagics] = {}

@@ -1,0 +1,65 @@
+"""Benchmarks you can trust: startup phase by phase, throughput against a native baseline, size vs speed and
+sweeps, on the engines of this machine, as tidy tables and plotly figures.
+
+    >>> from wasmlab import bench
+    >>> result = bench.throughput(["wasmtime"], ["fib"], quick=True)  # doctest: +SKIP
+    >>> result.ratios  # wasm/native geometric mean with a 95% bootstrap CI  # doctest: +SKIP
+    >>> result.figure()  # plotly: throughput with error bars  # doctest: +SKIP
+    >>> result.to_html("report.html")  # a self-contained report  # doctest: +SKIP
+
+Method (modelled on Sightglass): phases timed apart, next to the engine; warm-ups; 30 samples (quick: 5) with
+runtimes interleaved in a seeded random order; medians with IQR and min; CV over 5% flagged; every kernel's
+checksum checked against the native build on every engine; environment recorded. See `method`, `stats`,
+`kernels` (the C suite), and the private modules `_startup`, `_throughput`, `_crosscheck`, `_size`,
+`_sweep`, `_suite` behind the functions of the same names.
+
+Everything heavy (pandas, numpy, plotly, engines) loads on first use: `import wasmlab.bench` is cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "startup": "_startup",
+    "StartupResult": "_startup",
+    "throughput": "_throughput",
+    "ThroughputResult": "_throughput",
+    "ChecksumMismatch": "_throughput",
+    "crosscheck": "_crosscheck",
+    "CrossCheckResult": "_crosscheck",
+    "size_vs_speed": "_size",
+    "SizeResult": "_size",
+    "sweep": "_sweep",
+    "SweepResult": "_sweep",
+    "suite": "_suite",
+    "SuiteResult": "_suite",
+    "BenchResult": "results",
+    "KERNELS": "kernels",
+    "PALETTE": "figures",
+    "colour": "figures",
+    "startup_figure": "figures",
+    "throughput_figure": "figures",
+    "ratio_figure": "figures",
+    "overhead_figure": "figures",
+    "size_figure": "figures",
+    "scaling_figure": "figures",
+    "tiers_figure": "figures",
+    "fuel_figure": "figures",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'wasmlab.bench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
