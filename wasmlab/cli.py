@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
 
     bench_arguments(command("bench", "benchmarks: startup, throughput vs native, size vs speed, sweeps, the suite"))
 
+    from .edge.cli import add_arguments as edge_arguments
+
+    edge_arguments(command("edge", "an HTTP edge worker on loopback with Wasm handlers, and a load generator"))
     return parser
 
 
@@ -355,6 +358,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_edge(args: argparse.Namespace) -> int:
+    from .edge.cli import run
+
+    return run(args)
+
+
 COMMANDS = {
     "compile": cmd_compile,
     "inspect": cmd_inspect,
@@ -364,6 +373,7 @@ COMMANDS = {
     "compare": cmd_compare,
     "demo": cmd_demo,
     "bench": cmd_bench,
+    "edge": cmd_edge,
 }
 
 if __name__ == "__main__":
