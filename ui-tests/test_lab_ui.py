@@ -265,10 +265,10 @@ def test_interrupt_stops_a_browser_run(lab, screenshots: Path) -> None:
     run_cell = "() => { void window.jupyterapp.commands.execute('notebook:run-cell'); }"  # do not await the run
     lab.evaluate(set_last, 'demo.run("browser", "spin", timeout=None)')
     lab.evaluate(run_cell)
-    lab.wait_for_timeout(1500)
+    lab.wait_for_timeout(3000)
     lab.evaluate("() => { void window.jupyterapp.commands.execute('kernelmenu:interrupt'); }")
-    last.locator(".jp-OutputArea-output:has-text('KeyboardInterrupt')").wait_for(timeout=20_000)
+    last.locator(".jp-OutputArea-output:has-text('KeyboardInterrupt')").wait_for(timeout=60_000)
     lab.evaluate(set_last, 'print("after interrupt:", demo.run("browser", "fib", (15,)).result)')
     lab.evaluate(run_cell)
-    last.locator(".jp-OutputArea-output:has-text('after interrupt: 610')").wait_for(timeout=20_000)
+    last.locator(".jp-OutputArea-output:has-text('after interrupt: 610')").wait_for(timeout=60_000)
     lab.evaluate("() => window.jupyterapp.commands.execute('notebook:delete-cell')")
