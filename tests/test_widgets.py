@@ -423,3 +423,12 @@ def test_front_ends_render_the_real_state(tmp_path, memory_module, fib_module):
     )
     assert "stopped: fuel limit" in out["text"] and "fib(20)" in out["text"] and "300 fuel" in out["text"]
     assert out["sent"] == [{"type": "run"}]
+
+
+def test_module_explorer_accepts_top_and_filter_at_construction():
+    module = wasmlab.compile(
+        '(module (func $alpha (export "alpha")) (func $beta (export "beta") (result i32) i32.const 1))', "wat"
+    )
+    explorer = ModuleExplorer(module, top=1, filter="bet")
+    assert [f["name"] for f in explorer.functions] == ["beta"]
+    assert explorer.function_count == 1

@@ -27,6 +27,7 @@ from ..compare import PHASES, Comparison, compare, outcome
 from ..errors import WasmlabError
 from ..module import Module
 from ..runtimes.base import RunResult
+from ..runtimes.views import DTYPES
 from .display import group_sections, jsonable, named_functions
 
 __all__ = ["ComparisonDashboard", "LimitsExplorer", "MemoryViewer", "ModuleExplorer", "parse_args"]
@@ -73,9 +74,9 @@ class ModuleExplorer(anywidget.AnyWidget):
     top = t.Int(20).tag(sync=True)
 
     def __init__(self, module: Module, **kwargs: Any) -> None:
+        self._all_functions: list[dict[str, Any]] = []  # before traits: `top=`/`filter=` fire the observer
         super().__init__(**kwargs)
         self.module = module
-        self._all_functions: list[dict[str, Any]] = []
         self.set_module(module)
 
     def set_module(self, module: Module) -> None:
@@ -120,8 +121,6 @@ class ModuleExplorer(anywidget.AnyWidget):
 
 
 # ------------------------------------------------------------------------------------------ MemoryViewer
-DTYPES = {"u8": "B", "i8": "b", "u16": "H", "i16": "h", "u32": "I", "i32": "i", "u64": "Q", "i64": "q",
-          "f32": "f", "f64": "d"}  # fmt: skip
 
 
 def diff_ranges(before: bytes, after: bytes, block: int = 4096) -> list[tuple[int, int]]:
