@@ -17,13 +17,16 @@ SNIPPETS = {
     "rust": 'fn main() { println!("warm"); }\n',
     "assemblyscript": 'console.log("warm");\n',
 }
-BUILDS = [("c", "command"), ("c", "library"), ("cpp", "command"), ("cpp", "library"), ("zig", "command"),
-          ("go", "command"), ("go", "library"), ("rust", "command"), ("assemblyscript", "command")]
+BUILDS = [("c", "command", {}), ("c", "library", {}), ("cpp", "command", {}), ("cpp", "library", {}),
+          ("zig", "command", {}), ("go", "command", {}), ("go", "library", {}), ("rust", "command", {}),
+          ("assemblyscript", "command", {}),
+          # the size tutorial builds C at -Oz and with LTO: zig builds wasi-libc once per such combination
+          ("c", "library", {"opt": "Oz"}), ("c", "library", {"lto": True})]
 
 
 def main() -> int:
     available = {t.lang for t in wasmlab.list_toolchains() if t.available}
-    for lang, kind in BUILDS:
+    for lang, kind, options in BUILDS:
         if lang not in available:
             print(f"  skip {lang}: toolchain unavailable")
             continue
@@ -32,11 +35,12 @@ def main() -> int:
             source = 'package main\n\n//go:wasmexport answer\nfunc answer() int32 { return 42 }\n\nfunc main() {}\n'
         started = time.perf_counter()
         try:
-            wasmlab.compile(source, lang, kind=kind, use_cache=False)
+            wasmlab.compile(source, lang, kind=kind, use_cache=False, **options)
         except WasmlabError as exc:
             print(f"  {lang} {kind}: FAILED: {exc}", file=sys.stderr)
             continue
-        print(f"  {lang:<15} {kind:<8} {time.perf_counter() - started:6.1f} s", flush=True)
+        extra = " ".join(f"{k}={v}" for k, v in options.items())
+        print(f"  {lang:<15} {kind:<8} {extra:<8} {time.perf_counter() - started:6.1f} s", flush=True)
     return 0
 
 
