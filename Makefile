@@ -25,6 +25,9 @@ test: setup lint
 		--nbval-sanitize-with notebooks/sanitize.cfg notebooks/*.ipynb
 	$(PY) -m pytest -q -ra -p no:cacheprovider ui-tests
 
+fuzz: setup
+	$(PY) scripts/fuzz.py
+
 binder-check:
 	bash scripts/binder_check.sh
 

@@ -104,7 +104,10 @@ def compile(
         return Module(data, provenance, name)
 
     with tempfile.TemporaryDirectory(prefix="wasmlab-build-") as tmp:
-        data = toolchain.build(text, options, Path(tmp), filename)
+        try:
+            data = toolchain.build(text, options, Path(tmp), filename)
+        except FileNotFoundError:  # the compiler succeeded without writing out.wasm (flags=["-fno-emit-bin"])
+            data = b""
     if not data.startswith(b"\0asm"):
         raise CompileError(f"{lang}: the compiler produced no Wasm module", lang=lang)
     if strip:

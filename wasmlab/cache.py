@@ -3,7 +3,8 @@
 An entry is two files named by its key: `KEY.wasm` (the module) and `KEY.json` (its sha256 and provenance).
 Both are written to a temporary name and renamed into place, so two processes compiling at once never see
 half an entry; the JSON is written last and is the commit point. A read checks the sha256: a truncated or
-corrupt entry is dropped and reported as a miss, so the caller simply compiles again. A cache directory that
+corrupt entry is dropped and reported as a miss, so the caller simply compiles again; so is anything but a regular
+file under an entry's name (a FIFO or a symlink to /dev/zero would hang the read). A cache directory that
 cannot be written to turns the cache into a no-op rather than an error.
 """
 
@@ -13,11 +14,13 @@ import contextlib
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
 
 SCHEMA = 1  # bump when the key's meaning changes
+MAX_ENTRY = 1 << 30  # bytes: a larger file under an entry's name is not one of ours
 
 
 def cache_dir() -> Path:
@@ -43,6 +46,17 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+def _read_regular(path: Path) -> bytes:
+    """The bytes of a regular file; OSError for anything else planted under the name (a FIFO would block the
+    read forever, a symlink to /dev/zero would never end, a directory cannot be read) or for a huge file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_ENTRY:
+            raise OSError(f"{path} is not a cache entry")
+        return f.read()
+
+
 class ModuleCache:
     """Compiled modules by key, under `root` (default: `cache_dir() / "modules"`)."""
 
@@ -56,8 +70,8 @@ class ModuleCache:
         """The module bytes and metadata stored under `key`, or None on a miss or a corrupt entry."""
         wasm_path, meta_path = self._paths(key)
         try:
-            meta = json.loads(meta_path.read_text())
-            data = wasm_path.read_bytes()
+            meta = json.loads(_read_regular(meta_path))
+            data = _read_regular(wasm_path)
         except (OSError, ValueError):
             return None
         if not isinstance(meta, dict) or hashlib.sha256(data).hexdigest() != meta.get("sha256"):

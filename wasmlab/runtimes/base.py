@@ -235,6 +235,8 @@ TRAP_CODES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "memory out of bounds",
             "heap access out of bounds",
             "out-of-bounds memory",
+            "data segment is out of bounds",  # V8, instantiating
+            "data segment out of bounds",  # wasm3, loading
         ),
     ),
     (
@@ -246,6 +248,7 @@ TRAP_CODES: tuple[tuple[str, tuple[str, ...]], ...] = (
             "table out of bounds",
             "table access out of bounds",
             "uninitialized element",
+            "null table element",  # wasm3: call_indirect to a null entry
         ),
     ),
     (
@@ -284,3 +287,40 @@ def as_tuple(values: Iterable[Any] | Any) -> tuple[Any, ...]:
     if isinstance(values, (list, tuple)):
         return tuple(values)
     return (values,)
+
+
+MAX_PREOPEN_ENTRIES = 20_000  # directory entries `check_confined` inspects before it gives up (and refuses)
+
+
+def check_confined(runtime: str, guest: str, host: str) -> None:
+    """Refuse to preopen `host` on an engine whose WASI follows symlinks out of a preopened directory (node's
+    uvwasi, wasmer-python 1.1, measured; wasmtime refuses to follow them): RuntimeUnavailable when a symlink
+    under `host` leads outside it, since the guest could read and write through it. Guests on those engines
+    cannot create symlinks, so checking before the run is enough."""
+    root = os.path.realpath(host)
+    pending, seen = [root], 0
+    while pending:
+        try:
+            entries = list(os.scandir(pending.pop()))
+        except OSError:
+            continue  # unreadable for us: unreadable for the guest too
+        for entry in entries:
+            seen += 1
+            if seen > MAX_PREOPEN_ENTRIES:
+                raise RuntimeUnavailable(
+                    runtime,
+                    f"dirs={{{guest!r}: {host!r}}} holds over {MAX_PREOPEN_ENTRIES:,} entries, too many to check for "
+                    f"symlinks leading out of it ({runtime}'s WASI follows them); grant a smaller directory",
+                    "run on wasmtime (it never follows a symlink out of a preopened directory)",
+                )
+            if entry.is_symlink():
+                target = os.path.realpath(entry.path)
+                if target != root and not target.startswith(root + os.sep):
+                    raise RuntimeUnavailable(
+                        runtime,
+                        f"dirs={{{guest!r}: {host!r}}}: {os.path.relpath(entry.path, root)} is a symlink to {target}, "
+                        f"outside the granted directory, and {runtime}'s WASI would follow it; remove the link",
+                        "run on wasmtime (it never follows a symlink out of a preopened directory)",
+                    )
+            elif entry.is_dir(follow_symlinks=False):
+                pending.append(entry.path)

@@ -56,7 +56,7 @@ from ..errors import (
     WasmlabError,
 )
 from ..module import Module
-from .base import BUILTIN_HOST_MODULE, Instance, RunOptions, RunResult, Runtime, normalize_trap
+from .base import BUILTIN_HOST_MODULE, Instance, RunOptions, RunResult, Runtime, check_confined, normalize_trap
 from .worker import Worker, b64, rss_bytes, unb64
 
 WORKER_SCRIPT = Path(__file__).parent / "workers" / "node_worker.mjs"
@@ -427,7 +427,7 @@ class NodeRuntime(Runtime):
             "argv": [module.name, *options.argv],
             "env": dict(options.env),
             "stdin": b64(options.stdin),
-            "dirs": {guest: _directory(host, guest) for guest, host in options.dirs.items()},
+            "dirs": {guest: _directory(host, guest, self.label) for guest, host in options.dirs.items()},
             "max_output": options.max_output,
             "max_memory": options.max_memory or 0,
         }
@@ -447,6 +447,11 @@ class NodeRuntime(Runtime):
             )
         if kind == "exit":
             raise ExitTrap(answer.get("exit_code") or 1)
+        if "outside the bounds of the DataView" in message:  # node:wasi read a pointer outside the guest's memory
+            code = "out of bounds memory access"
+            raise Trap(code, [], f"wasm trap on {self.label}: {code} (a pointer passed to WASI)")
+        if message.startswith("RangeError") and "limit" in message:  # e.g. a table over V8's 10M elements
+            raise LimitExceeded("memory", f"{self.label}: {message.removeprefix('RangeError: ')}")
         raise WasmlabError(f"{self.label} worker: {message}")
 
     def _engine_module(self, module: Module, options: RunOptions) -> Module:
@@ -543,10 +548,11 @@ class NodeRuntime(Runtime):
         return NodeInstance(self, module, options, answer)
 
 
-def _directory(host: str, guest: str) -> str:
+def _directory(host: str, guest: str, runtime: str) -> str:
     path = Path(host).expanduser().resolve()
     if not path.is_dir():
         raise UsageError(f"no such directory {host!r} to preopen as {guest!r}")
+    check_confined(runtime, guest, str(path))  # this engine's WASI follows symlinks out of the directory
     return str(path)
 
 

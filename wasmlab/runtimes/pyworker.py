@@ -30,7 +30,16 @@ from ..errors import (
     UsageError,
     WasmlabError,
 )
-from .base import BUILTIN_HOST_FUNCTIONS, BUILTIN_HOST_MODULE, Instance, RunOptions, RunResult, Runtime, normalize_trap
+from .base import (
+    BUILTIN_HOST_FUNCTIONS,
+    BUILTIN_HOST_MODULE,
+    Instance,
+    RunOptions,
+    RunResult,
+    Runtime,
+    check_confined,
+    normalize_trap,
+)
 from .worker import Worker, b64, rss_bytes, unb64
 
 if TYPE_CHECKING:
@@ -238,7 +247,7 @@ class PyWorkerRuntime(Runtime):
             "argv": [module.name, *options.argv],
             "env": dict(options.env),
             "stdin": b64(options.stdin),
-            "dirs": {guest: _directory(host, guest) for guest, host in options.dirs.items()},
+            "dirs": {guest: _directory(host, guest, self.label) for guest, host in options.dirs.items()},
             "max_output": options.max_output,
             "max_memory": options.max_memory or None,
         }
@@ -267,8 +276,24 @@ class PyWorkerRuntime(Runtime):
     def _fail(self, answer: dict[str, Any], module: Module | None = None) -> None:
         """Raise the error an answer carries (traps and memory limits of runs are results, not raised here)."""
         kind, message = answer.get("kind", ""), answer.get("error", "")
+        if _engine_cannot(answer):
+            raise RuntimeUnavailable(
+                self.label,
+                f"the engine cannot compile this module ({message}), a limitation of {self.name}",
+                "use wasmtime",
+            )
+        if kind == "invalid" and ("segment out of bounds" in message or "table underflow" in message):
+            # wasm3 initialises data and element segments when loading: a segment that does not fit is a trap
+            code = "out of bounds memory access" if "data" in message else "out of bounds table access"
+            raise Trap(code, [], f"wasm trap on {self.label}: {code} (initialising a segment)")
         if kind == "invalid":
-            raise InvalidModule(f"{self.label} rejected the module: {message}")
+            prefix = "" if "rejected the module" in message else f"{self.label} rejected the module: "
+            raise InvalidModule(prefix + message)
+        # wasm3 compiles a function when it is first looked up: a compile error reads as a missing export
+        exported = module.export_names() if module is not None and kind == "usage" else []
+        if any(f"cannot find export {name!r}:" in message for name in exported):
+            module.validate()  # InvalidModule when the code is invalid, as the other engines say
+            raise RuntimeUnavailable(self.label, f"{self.name} cannot compile this module ({message})", "use wasmtime")
         if kind in ("link", "usage"):
             raise UsageError(f"{self.label}: {message}")
         if kind == "unavailable":
@@ -280,6 +305,9 @@ class PyWorkerRuntime(Runtime):
             frames = frame_names(module, answer.get("frames", [])) if module is not None else []
             where = f" in {frames[0]}" if frames else ""
             raise Trap(code, frames, f"wasm trap on {self.label}: {code}{where}")
+        if module is not None and kind == "error":
+            # the worker choked on the bytes (wasm3's LEB rewriter raised IndexError on invalid code)
+            module.validate()  # InvalidModule when they are invalid
         raise WasmlabError(f"{self.label} worker: {message or answer}")
 
     # running ----------------------------------------------------------------------------------------------
@@ -294,7 +322,7 @@ class PyWorkerRuntime(Runtime):
         compiled = self._prepare(module, options)
         answer = self.request(message, module=module, timeout=options.timeout, max_memory=options.max_memory)
         kind = answer.get("kind")
-        if not answer.get("ok") and kind not in ("trap", "limit:memory"):
+        if not answer.get("ok") and (kind not in ("trap", "limit:memory") or _engine_cannot(answer)):
             self._fail(answer, module)
         timings = {k: float(v) for k, v in answer.get("timings", {}).items()}
         timings["compile"] = compiled.get("compile", timings.get("compile", 0.0))
@@ -330,10 +358,19 @@ class PyWorkerRuntime(Runtime):
         return PyWorkerInstance(self, module, options, answer)
 
 
-def _directory(host: str, guest: str) -> str:
+def _engine_cannot(answer: dict[str, Any]) -> bool:
+    """An engine limitation, not the guest's fault: wasm3 0.5 compiles functions lazily and reports an opcode it
+    has no operation for (on some valid `if` and `table.grow` sequences) as a trap or as a missing export, and
+    refuses reference-types element segments ("element table index must be zero for MVP") as invalid."""
+    text = f"{answer.get('error', '')} {answer.get('trap_message', '')}"
+    return "no operation found for opcode" in text or "for MVP" in text
+
+
+def _directory(host: str, guest: str, runtime: str) -> str:
     path = Path(host).expanduser().resolve()
     if not path.is_dir():
         raise UsageError(f"no such directory {host!r} to preopen as {guest!r}")
+    check_confined(runtime, guest, str(path))  # this engine's WASI follows symlinks out of the directory
     return str(path)
 
 

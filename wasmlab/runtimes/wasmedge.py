@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LimitExceeded, RuntimeUnavailable, UsageError
-from .base import Instance, RunOptions, RunResult, Runtime, normalize_trap
+from .base import Instance, RunOptions, RunResult, Runtime, check_confined, normalize_trap
 
 if TYPE_CHECKING:
     from ..module import Module
@@ -101,6 +101,7 @@ class WasmEdgeRuntime(Runtime):
         for key, value in options.env.items():
             cmd += ["--env", f"{key}={value}"]
         for guest, host in options.dirs.items():
+            check_confined(self.label, guest, str(Path(host).expanduser().resolve()))  # not verified here
             cmd += ["--dir", f"{guest}:{Path(host).expanduser().resolve()}"]
         if options.max_memory:
             cmd += ["--memory-page-limit", str(max(1, options.max_memory // 65536))]

@@ -4,11 +4,15 @@ The SDK runs a command's `_start` in a sandbox with argv, env, stdin, captured s
 offers no export calls, memory access, host imports or fuel, so this backend runs commands and refuses the
 rest with a clear `RuntimeUnavailable`.
 
-It runs in this process: the SDK's calls are async, run on Wasmer's own threads without the GIL, and honour
-`timeout=` (a guest in an endless loop is stopped at the deadline, measured: the event loop keeps ticking
-meanwhile). A notebook's kernel already runs an asyncio loop, so the SDK gets a private loop on a daemon
-thread and callers wait on it; Ctrl-C while waiting kills the guest process. Compiled modules are cached under
-the wasmlab cache directory (`<cache>/wasmer-sdk`), not the SDK's default `./.wasmer` in the working directory.
+It runs in a worker process (`worker.Worker`, this file run as `python -m wasmlab.runtimes.wasmer_sdk`): the SDK
+honours `timeout=` in that it returns at the deadline, but a guest that makes no WASI calls (an endless loop, a
+memory.grow loop) keeps running on one of Wasmer's threads after the timeout and after `Process.kill()`
+(measured: CPU time and resident memory keep growing). So the worker is killed after every run that hit a time
+or memory limit, when its resident memory passes max_memory, and on Ctrl-C; the next run starts a fresh one.
+Inside the worker the SDK's calls are async, run on Wasmer's own threads without the GIL, on a private event
+loop on a daemon thread (`isolated=False` runs that way in this process, as the worker itself does). Compiled
+modules are cached under the wasmlab cache directory (`<cache>/wasmer-sdk`), not the SDK's default `./.wasmer`
+in the working directory.
 
 Timings: "compile" is creating the SDK package (0 once cached per module), "instantiate" creating the sandbox,
 "run" the command; the SDK compiles lazily, so the first run of a module also holds its compilation (~40 ms
@@ -22,16 +26,20 @@ import atexit
 import concurrent.futures
 import contextlib
 import importlib.util
+import os
 import re
+import sys
 import threading
 import time
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..cache import cache_dir
 from ..errors import LimitExceeded, RuntimeUnavailable, UsageError, WasmlabError
 from .base import Instance, RunOptions, RunResult, Runtime, normalize_trap
 from .pyworker import frame_names
+from .worker import Worker, b64, rss_bytes, unb64
 
 if TYPE_CHECKING:
     from ..module import Module
@@ -41,6 +49,11 @@ __all__ = ["WasmerSdkRuntime"]
 COMMANDS_ONLY = "wasmer-sdk runs WASI commands only; use wasmer or wasmtime to call exports"
 DRAIN_S = 1.0  # seconds to collect output after the guest process ended
 GRACE_S = 10.0  # extra seconds to wait for the SDK beyond its own timeout before giving up on it
+POLL_S = 0.02  # seconds between checks of this process's resident memory while a guest runs
+RSS_ALLOWANCE = 128 << 20  # resident memory a run may add besides max_memory (compiled code, the SDK's runtime)
+WORKER_BASELINE_RSS = 160 << 20  # resident memory of an idle worker with the SDK loaded (a floor for the cap)
+WORKER_MODULES = 64  # modules a worker may hold before it is replaced by a fresh one
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the directory holding `wasmlab`, for the worker's imports
 _FRAME = re.compile(r"^\s*at (.*?) \((?:[^\[\]()]*)\[(\d+)\]:0x([0-9a-fA-F]+)\)\s*$")
 
 
@@ -77,8 +90,10 @@ class WasmerSdkRuntime(Runtime):
     install = "pip install wasmer-sdk"
     capabilities = frozenset({"wasi", "timeout"})
 
-    def __init__(self, variant: str | None = None) -> None:
+    def __init__(self, variant: str | None = None, *, isolated: bool = True) -> None:
         super().__init__(variant)
+        self.isolated = isolated  # run guests in a worker process that is killed when a limit stops one
+        self._worker: Worker | None = None
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -119,6 +134,9 @@ class WasmerSdkRuntime(Runtime):
         return self._client
 
     def close(self) -> None:
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.kill()
         with self._lock:
             loop, thread, client = self._loop, self._thread, self._client
             self._loop = self._thread = self._client = None
@@ -160,11 +178,13 @@ class WasmerSdkRuntime(Runtime):
 
     def run(self, module: Module, options: RunOptions) -> RunResult:
         self._check(module, options)
+        if self.isolated:
+            return self._run_in_worker(module, options)
         state: dict[str, Any] = {}
         future = self._submit(self._run(module, options, state))
         wait = None if options.timeout is None else options.timeout + GRACE_S
         try:
-            return future.result(wait)
+            return self._wait(future, wait, options, state)
         except concurrent.futures.TimeoutError:
             self._kill(state)
             raise LimitExceeded(
@@ -173,6 +193,65 @@ class WasmerSdkRuntime(Runtime):
         except KeyboardInterrupt:
             self._kill(state)  # Ctrl-C in a notebook stops the guest, not just the wait
             raise
+
+    def _run_in_worker(self, module: Module, options: RunOptions) -> RunResult:
+        if self._worker is None or len(self._worker.loaded) > WORKER_MODULES:
+            if self._worker is not None:
+                self._worker.kill()  # drops the modules it holds
+            env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))}
+            self._worker = Worker(self.label, [sys.executable, "-X", "utf8", "-m", __name__], env)
+        worker = self._worker
+        message = {
+            "op": "run",
+            "sha": module.sha256,
+            "name": module.name,
+            "argv": list(options.argv),
+            "env": dict(options.env),
+            "stdin": b64(options.stdin),
+            "timeout": options.timeout,
+            "max_memory": options.max_memory,
+            "max_output": options.max_output,
+        }
+        max_rss = None
+        if options.max_memory:
+            current = rss_bytes(worker.proc.pid) if worker.alive else 0
+            max_rss = max(current, WORKER_BASELINE_RSS) + options.max_memory + RSS_ALLOWANCE
+        wait = None if options.timeout is None else options.timeout + GRACE_S
+        answer = worker.request(message, timeout=wait, max_rss=max_rss, module=module)
+        kind, error = answer.get("kind", ""), answer.get("error", "")
+        if kind.startswith("limit:"):
+            worker.kill()  # the guest may still be running on a Wasmer thread in there
+            raise LimitExceeded(kind.removeprefix("limit:"), error)
+        if not answer.get("ok"):
+            raise (UsageError if kind == "usage" else WasmlabError)(error or f"{self.label} worker: {answer}")
+        result = RunResult(self.label, None, stdout=unb64(answer["stdout"]), stderr=unb64(answer["stderr"]))
+        result.exit_code, result.trap, result.trap_frames = answer["exit_code"], answer["trap"], answer["frames"]
+        result.timings = {k: float(v) for k, v in answer["timings"].items()}
+        return result
+
+    def _wait(self, future: concurrent.futures.Future, wait: float | None, options: RunOptions, state: dict) -> Any:
+        """The run's result. The guest runs in this process, its linear memory and its in-memory files (/tmp)
+        too, and the SDK has no memory limit: while waiting, this process's resident memory is watched, and a
+        guest that adds more than max_memory (+ RSS_ALLOWANCE) to it is killed with LimitExceeded("memory")."""
+        if not options.max_memory:
+            return future.result(wait)
+        cap = rss_bytes(os.getpid()) + options.max_memory + RSS_ALLOWANCE
+        deadline = None if wait is None else time.monotonic() + wait
+        while True:
+            try:
+                return future.result(POLL_S)
+            except concurrent.futures.TimeoutError:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                if rss_bytes(os.getpid()) > cap:
+                    self._kill(state)
+                    with contextlib.suppress(Exception):  # let the run end and free its sandbox (and memory)
+                        future.result(GRACE_S)
+                    raise LimitExceeded(
+                        "memory",
+                        f"{self.label}: the guest took more than max_memory={options.max_memory >> 20} MiB (its linear "
+                        "memory and in-memory files together) and was stopped; raise max_memory= (bytes)",
+                    ) from None
 
     def _kill(self, state: dict[str, Any]) -> None:
         process, loop = state.get("process"), self._loop
@@ -207,9 +286,12 @@ class WasmerSdkRuntime(Runtime):
         trap: tuple[str, list[str]] | None = None
         try:
             started = time.perf_counter()
-            process = await sandbox.command(command, list(options.argv)).spawn(
-                timeout=options.timeout, output_bytes=limit, stdin="pipe", stdout="pipe", stderr="pipe"
-            )
+            try:
+                process = await sandbox.command(command, list(options.argv)).spawn(
+                    timeout=options.timeout, output_bytes=limit, stdin="pipe", stdout="pipe", stderr="pipe"
+                )
+            except WasmerError as exc:  # e.g. "No imported or exported memory found"
+                raise UsageError(f"{self.label} cannot run {module.name}: {exc}") from None
             state["process"] = process
 
             async def feed() -> None:
@@ -259,3 +341,52 @@ class WasmerSdkRuntime(Runtime):
             raise WasmlabError(f"{self.label}: the guest process was terminated")
         result.exit_code = output.exit_code
         return result
+
+
+def _serve() -> None:
+    """The worker: JSON lines on stdin/stdout (`worker.Worker`), each run on an in-process runtime."""
+    import json
+
+    from ..module import Module
+
+    channel = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # nothing the SDK prints can corrupt an answer
+    runtime, modules = WasmerSdkRuntime(isolated=False), {}
+    channel.write(json.dumps({"ready": True, "version": runtime.version()}) + "\n")
+    for line in sys.stdin:
+        request = json.loads(line)
+        if request["op"] == "load":
+            modules[request["sha"]] = unb64(request["wasm"])
+            channel.write('{"ok": true}\n')
+            continue
+        options = RunOptions(
+            argv=tuple(request["argv"]),
+            env=request["env"],
+            stdin=unb64(request["stdin"]),
+            timeout=request["timeout"],
+            max_memory=request["max_memory"],
+            max_output=request["max_output"],
+        )
+        try:
+            result = runtime.run(Module(modules[request["sha"]], name=request["name"]), options)
+            answer = {
+                "ok": True,
+                "stdout": b64(result.stdout),
+                "stderr": b64(result.stderr),
+                "exit_code": result.exit_code,
+                "trap": result.trap,
+                "frames": result.trap_frames,
+                "timings": result.timings,
+            }
+        except LimitExceeded as exc:
+            answer = {"ok": False, "kind": f"limit:{exc.limit}", "error": str(exc)}
+        except UsageError as exc:
+            answer = {"ok": False, "kind": "usage", "error": str(exc)}
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, WasmlabError) else f"{runtime.label}: {type(exc).__name__}: {exc}"
+            answer = {"ok": False, "kind": "error", "error": message}
+        channel.write(json.dumps(answer) + "\n")
+
+
+if __name__ == "__main__":
+    _serve()

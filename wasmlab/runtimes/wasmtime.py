@@ -9,12 +9,13 @@ Variants pick the code generator (one `wasmtime.Engine` per `WasmtimeRuntime` ob
 Each variant is probed when the runtime is built; one that cannot work here says why in `unavailable_reason()`.
 
 Compiling and caching. A module is compiled once per runtime object, cached by its sha256 (with the linker's
-`InstancePre`, so instantiating it again costs ~20 us). Timings convention: `timings["compile"]` is the
-milliseconds this run spent compiling, so it is `0.0` when the compiled code came from the cache; the time of
-the compile that filled the cache is `runtime.compiled_ms[module.sha256]`. `"instantiate"` is a new Store plus
-the instance, including a WASI reactor's `_initialize`; `"call"` (an export) or `"run"` (a command's `_start`)
-is the time inside wasmtime's call. `serialize()` / `load_serialized()` give the engine's precompiled artefact
-and load it back (timed). `WASMLAB_WASMTIME_CACHE=1` (or a cache TOML path) turns on wasmtime's disk cache.
+`InstancePre`, so instantiating it again costs ~20 us; the last `MAX_COMPILED` modules are kept). Timings
+convention: `timings["compile"]` is the milliseconds this run spent compiling, so it is `0.0` when the compiled
+code came from the cache; the time of the compile that filled the cache is `runtime.compiled_ms[module.sha256]`.
+`"instantiate"` is a new Store plus the instance, including a WASI reactor's `_initialize`; `"call"` (an export)
+or `"run"` (a command's `_start`) is the time inside wasmtime's call. `serialize()` / `load_serialized()` give
+the engine's precompiled artefact and load it back (timed). `WASMLAB_WASMTIME_CACHE=1` (or a cache TOML path)
+turns on wasmtime's disk cache.
 
 Limits, per store, applied to each call into the guest (instantiation and `_initialize` included, each with
 its own budget): `fuel` (`Store.set_fuel` before the call; `fuel_used` / `last_fuel_used` whenever `fuel` is
@@ -117,6 +118,9 @@ STRATEGY_WINCH = 2  # wasmtime_strategy_t: 0 auto, 1 cranelift, 2 winch
 NUMBER_TYPES = ("i32", "i64", "f32", "f64")
 HOST_ERROR = "host function error"  # the Trap code of a host function that raised
 OUTPUT_DISK_LIMIT = 256 << 20  # bytes of stdout+stderr a guest may write (to unlinked files) before it is stopped
+# Compiled modules kept per engine. Each holds its machine code and, with data segments, a memfd (a file
+# descriptor): unbounded, 20,000 fuzzed modules held 1,000+ descriptors, and a long session runs out of them.
+MAX_COMPILED = 128
 
 
 # ------------------------------------------------------------------------------------------ raw FFI
@@ -457,6 +461,15 @@ def _format_frames(raw_frames: list[Any], message: str, names: dict[int, str]) -
     return out
 
 
+# wiggle's GuestError messages: a WASI call whose arguments point outside memory or do not decode. wasmtime
+# returns them as errors, not traps; other engines answer EFAULT/EINVAL or trap. Here they are traps.
+_WASI_ARGUMENT_ERROR = re.compile(
+    r"pointer (out of bounds|overflow|not aligned)|invalid (utf-8|enum value|flag value)|slice length mismatch"
+    r"|int conversion error",
+    re.IGNORECASE,
+)
+
+
 def _caused_by(message: str) -> str:
     """The innermost cause of a wasmtime error message (the line that says what happened)."""
     lines = [line.strip() for line in message.splitlines() if line.strip()]
@@ -529,6 +542,20 @@ def _fmt_bytes(n: int) -> str:
     if n >= 1 << 10:
         return f"{n / 1024:.0f} KiB"
     return f"{n} bytes"
+
+
+def _store_limits(module: Module, max_memory: int) -> dict[str, int]:
+    """`Store.set_limits` arguments for `max_memory`. wasmtime's limits are per memory and per table, so the
+    budget is split between the memories a module defines (together they stay under max_memory), and its tables
+    (8 bytes an element) get as much again: without a table limit one `table.grow` allocates gigabytes."""
+    try:
+        memories, tables = (1, 1) if module.is_component else (len(module.memories), len(module.tables))
+    except WasmlabError:
+        memories = tables = 1
+    return {
+        "memory_size": max_memory // max(1, memories),
+        "table_elements": max(1, max_memory // 8 // max(1, tables)),
+    }
 
 
 # ------------------------------------------------------------------------------------------ values
@@ -846,6 +873,11 @@ class WasmtimeRuntime(Runtime):
             ms = (time.perf_counter() - t0) * 1000.0
             self._modules[key] = compiled
             self.compiled_ms[key] = ms
+            while len(self._modules) > MAX_COMPILED:  # the oldest first; live instances keep their own
+                oldest = next(iter(self._modules))
+                del self._modules[oldest]
+                self._pres.pop(oldest, None)
+                self._infos.pop(oldest, None)
             return compiled, ms
 
     def serialize(self, module: Module) -> bytes:
@@ -905,7 +937,10 @@ class WasmtimeRuntime(Runtime):
             elif imp.module in WASI_MODULES:
                 pass
             else:
-                missing.append(f"{where} ({imp.type})" if isinstance(imp.type, wasmtime.FuncType) else where)
+                if isinstance(imp.type, wasmtime.FuncType):
+                    params, results = _func_types(imp.type)
+                    where = f"{where} ({', '.join(params)}) -> ({', '.join(results)})"
+                missing.append(where)
         if missing:
             shown = ", ".join(missing[:5]) + ("..." if len(missing) > 5 else "")
             raise UsageError(
@@ -931,7 +966,7 @@ class WasmtimeRuntime(Runtime):
         if self.metered:
             store.set_fuel(options.fuel if options.fuel is not None else FUEL_UNLIMITED)
         if options.max_memory:
-            store.set_limits(memory_size=options.max_memory)
+            store.set_limits(**_store_limits(module, options.max_memory))
         if wasi:
             store.set_wasi(self._wasi_config(module, options, state))
         state.store = store
@@ -1015,7 +1050,20 @@ class WasmtimeRuntime(Runtime):
                 f"{self.label}: {module.name} needs more linear memory than max_memory={limit} ({cause}); "
                 "raise max_memory= (bytes)",
             )
+        if "exceeds table limits" in message:  # tables get max_memory too (see _store_limits)
+            limit = _fmt_bytes(state.max_memory or 0)
+            return LimitExceeded(
+                "memory",
+                f"{self.label}: {module.name} needs a bigger table than max_memory={limit} allows ({cause}); "
+                "raise max_memory= (bytes)",
+            )
         is_trap = isinstance(error, wasmtime.Trap) or "wasm trap" in message or code != "trap"
+        if not is_trap and "missing required memory export" in message:  # WASI reads the guest's "memory"
+            return UsageError(f"{self.label}: {module.name} calls WASI but exports no memory named 'memory'")
+        if not is_trap and _WASI_ARGUMENT_ERROR.search(message):  # a WASI call given a bad pointer, flag, string
+            outside = re.search(r"pointer (out of bounds|overflow)", message, re.IGNORECASE)
+            code = "out of bounds memory access" if outside else "trap"
+            return Trap(code, frames, f"wasm trap on {self.label}: {code}{where} (WASI refused an argument: {cause})")
         if not is_trap:
             return WasmlabError(f"{self.label}: {what} failed: {cause}")
         if state.max_memory and code != "stack overflow":

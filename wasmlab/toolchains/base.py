@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import sysconfig
+import threading
+import time
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -20,6 +23,7 @@ KINDS = ("library", "command")
 OPT_LEVELS = ("O0", "O1", "O2", "O3", "Os", "Oz")
 COMPILE_TIMEOUT = float(os.environ.get("WASMLAB_COMPILE_TIMEOUT", 300))
 MAX_DIAGNOSTICS = 64 * 1024  # characters of compiler output kept for the user
+MAX_CAPTURE = 4 * MAX_DIAGNOSTICS  # bytes of compiler output read into memory; the rest is read and dropped
 
 
 @dataclass(frozen=True)
@@ -94,7 +98,7 @@ def run_tool(
     except OSError as exc:
         raise CompileError(f"{lang}: could not start {cmd[0]}: {exc.strerror}", lang=lang) from None
     try:
-        out, _ = proc.communicate(input, timeout=timeout)
+        out, dropped = _communicate(proc, input, timeout)
     except subprocess.TimeoutExpired:
         _kill_group(proc)
         raise CompileError(
@@ -105,6 +109,8 @@ def run_tool(
         _kill_group(proc)
         raise
     text = tidy_diagnostics(out.decode(errors="replace"), workdir)
+    if dropped:
+        text += f"... ({dropped:,} more bytes of compiler output dropped)\n"
     if proc.returncode != 0:
         first = first_error_line(text) or f"{Path(cmd[0]).name} exited with status {proc.returncode}"
         where = source_location(text)
@@ -112,6 +118,39 @@ def run_tool(
             first = f"{where}: {first}"
         raise CompileError(f"{lang} compile error: {first}", diagnostics=text, lang=lang)
     return text
+
+
+def _communicate(proc: subprocess.Popen, input: bytes | None, timeout: float) -> tuple[bytes, int]:
+    """`Popen.communicate`, keeping only the first MAX_CAPTURE bytes of output: (kept, bytes dropped). The rest
+    is read and thrown away, so a compiler told to print gigabytes (`-Xclang -ast-dump` on a big template
+    program) cannot fill this process's memory. TimeoutExpired past `timeout` seconds."""
+    if input is not None:
+
+        def feed() -> None:
+            with contextlib.suppress(OSError):
+                proc.stdin.write(input)
+                proc.stdin.close()
+
+        threading.Thread(target=feed, name="wasmlab-compiler-stdin", daemon=True).start()
+    deadline = time.monotonic() + timeout
+    kept, dropped, fd = bytearray(), 0, proc.stdout.fileno()
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(proc.args, timeout)
+            if not select.select([fd], [], [], min(left, 1.0))[0]:
+                continue
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            room = MAX_CAPTURE - len(kept)
+            kept += chunk[: max(0, room)]
+            dropped += max(0, len(chunk) - max(0, room))
+    finally:
+        proc.stdout.close()
+    proc.wait(max(0.01, deadline - time.monotonic()))
+    return bytes(kept), dropped
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
