@@ -441,6 +441,52 @@ def test_a_guest_cannot_plant_an_escape_for_another_engine(files: Module, tmp_pa
             files.run(runtime, argv=["r:/data/planted/passwd"], dirs={"/data": str(tmp_path)})
 
 
+PEEK_C = r"""
+#include <errno.h>
+#include <stdio.h>
+static char path[256];
+__attribute__((export_name("path"))) char *path_buffer(void) { return path; }
+__attribute__((export_name("peek"))) int peek(void) {  /* the first byte of the file at `path`, or -errno */
+    FILE *f = fopen(path, "r");
+    if (!f) return -errno;
+    int c = fgetc(f);
+    fclose(f);
+    return c;
+}
+"""
+
+
+@pytest.mark.parametrize("runtime", [name for name in DIRS if name != "wasmtime"])
+def test_a_kept_instance_is_refused_a_symlink_planted_after_it_started(runtime: str, tmp_path: Path) -> None:
+    """An instance kept on an engine that follows symlinks re-checks its directories before every call: a
+    wasmtime guest sharing the directory plants a link to /etc after the instance started; calls are refused
+    while the link is there and work again once it is gone."""
+    need_toolchain("c")
+    (tmp_path / "hello.txt").write_text("Hi")
+    plant = wasmlab.compile(
+        r"""#include <stdio.h>
+        #include <unistd.h>
+        int main(void) { printf("symlink %d\n", symlink("../../../../../../etc", "/data/planted")); return 0; }""",
+        "c",
+        kind="command",
+    )
+    with wasmlab.compile(PEEK_C, "c", name="peek").instantiate(runtime, dirs={"/data": str(tmp_path)}) as instance:
+
+        def peek(path: str) -> int:
+            instance.write_memory(instance.call("path"), path.encode() + b"\0")
+            return instance.call("peek")
+
+        assert peek("/data/hello.txt") == ord("H")
+        assert plant.run("wasmtime", dirs={"/data": str(tmp_path)}).output == "symlink 0\n"
+        with pytest.raises(RuntimeUnavailable, match="planted is a symlink to /etc, outside the granted directory"):
+            peek("/data/planted/passwd")
+        with pytest.raises(RuntimeUnavailable, match="planted is a symlink"):
+            peek("/data/hello.txt")
+        (tmp_path / "planted").unlink()
+        assert peek("/data/planted/passwd") == -44  # ENOENT: the link is gone
+        assert peek("/data/hello.txt") == ord("H")
+
+
 def test_confinement_check_gives_up_on_huge_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert MAX_PREOPEN_ENTRIES >= 10_000  # a project directory passes
     monkeypatch.setattr(base, "MAX_PREOPEN_ENTRIES", 50)

@@ -64,7 +64,7 @@ class RuntimeUnavailable(WasmlabError):
     exit_code = 2
 
     def __init__(self, runtime: str, reason: str, install: str = "") -> None:
-        fix = f"; install: {install}" if install else ""
+        fix = f"; fix: {install}" if install else ""  # an install step, or another runtime to use
         super().__init__(f"runtime {runtime} unavailable: {reason}{fix}")
         self.runtime, self.reason, self.install = runtime, reason, install
 

@@ -323,8 +323,9 @@ print(written, "| /pwned.txt on the host:", Path("/pwned.txt").exists())
 # %% [markdown]
 # ### Symlinks, the classic way out
 # A link planted inside the granted directory that points outside it. wasmtime never follows a symlink out of
-# a preopened directory. node's and wasmer-python's WASI would, so wasmlab checks the directory before it
-# grants it on those engines and refuses (the temporary path shows as `TMPPATH` when the tests compare it):
+# a preopened directory. node's and wasmer-python's WASI would, so on those engines wasmlab checks the
+# directory before it grants it, and again before every call into a kept instance (a guest on wasmtime may plant
+# a link at any time), and refuses (the temporary path shows as `TMPPATH` when the tests compare it):
 
 # %%
 with tempfile.TemporaryDirectory() as host_dir:

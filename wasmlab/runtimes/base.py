@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RuntimeUnavailable, UsageError
@@ -290,6 +291,16 @@ def as_tuple(values: Iterable[Any] | Any) -> tuple[Any, ...]:
 
 
 MAX_PREOPEN_ENTRIES = 20_000  # directory entries `check_confined` inspects before it gives up (and refuses)
+
+
+def confined_directory(runtime: str, guest: str, host: str) -> str:
+    """`host` resolved, for preopening as `guest` on an engine whose WASI follows symlinks (see
+    `check_confined`); UsageError when it is not a directory."""
+    path = Path(host).expanduser().resolve()
+    if not path.is_dir():
+        raise UsageError(f"no such directory {host!r} to preopen as {guest!r}")
+    check_confined(runtime, guest, str(path))
+    return str(path)
 
 
 def check_confined(runtime: str, guest: str, host: str) -> None:

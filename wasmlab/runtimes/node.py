@@ -39,7 +39,6 @@ import shutil
 import subprocess
 import threading
 import time
-import weakref
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -56,7 +55,8 @@ from ..errors import (
     WasmlabError,
 )
 from ..module import Module
-from .base import BUILTIN_HOST_MODULE, Instance, RunOptions, RunResult, Runtime, check_confined, normalize_trap
+from .base import BUILTIN_HOST_MODULE, RunOptions, RunResult, Runtime, confined_directory, normalize_trap
+from .kept import CONTROL_TIMEOUT, WorkerInstance
 from .worker import Worker, b64, rss_bytes, unb64
 
 WORKER_SCRIPT = Path(__file__).parent / "workers" / "node_worker.mjs"
@@ -73,7 +73,6 @@ FLAGS: dict[str, tuple[str, ...]] = {
 # and V8's heap for large modules (Go: ~2 MB of Wasm) add tens of MiB.
 NODE_BASELINE_RSS = 128 << 20
 RSS_REFRESH_S = 1.0
-CONTROL_TIMEOUT = 30.0  # seconds for requests that run no guest code (memory reads, close, kv)
 PAGE = 65536
 WASI_MODULES = ("wasi_snapshot_preview1", "wasi_unstable")
 # V8 trap messages that base.TRAP_CODES does not know (lower case -> canonical code).
@@ -427,7 +426,7 @@ class NodeRuntime(Runtime):
             "argv": [module.name, *options.argv],
             "env": dict(options.env),
             "stdin": b64(options.stdin),
-            "dirs": {guest: _directory(host, guest, self.label) for guest, host in options.dirs.items()},
+            "dirs": {guest: confined_directory(self.label, guest, host) for guest, host in options.dirs.items()},
             "max_output": options.max_output,
             "max_memory": options.max_memory or 0,
         }
@@ -548,96 +547,23 @@ class NodeRuntime(Runtime):
         return NodeInstance(self, module, options, answer)
 
 
-def _directory(host: str, guest: str, runtime: str) -> str:
-    path = Path(host).expanduser().resolve()
-    if not path.is_dir():
-        raise UsageError(f"no such directory {host!r} to preopen as {guest!r}")
-    check_confined(runtime, guest, str(path))  # this engine's WASI follows symlinks out of the directory
-    return str(path)
+class NodeInstance(WorkerInstance):
+    """An instance kept in the node worker under a handle."""
 
-
-class NodeInstance(Instance):
-    """An instance kept in the node worker under a handle. `stdout`/`stderr` collect the guest's output
-    (capped at max_output); `last_timings` holds the worker-measured milliseconds of the last call."""
+    key = "handle"
 
     def __init__(self, runtime: NodeRuntime, module: Module, options: RunOptions, answer: dict[str, Any]) -> None:
-        self.runtime = runtime.label
-        self._runtime, self.module, self.options = runtime, module, options
-        self._worker = runtime.worker
-        self._proc = self._worker.proc
-        self.handle: int = answer["handle"]
-        self._exports = [(e["name"], e["kind"]) for e in answer.get("exports", [])]
-        self.timings = {k: float(v) for k, v in answer.get("timings", {}).items()}
-        self.last_timings: dict[str, float] = {}
-        self.stdout = unb64(answer.get("stdout"))
-        self.stderr = unb64(answer.get("stderr"))
-        self._closed = False
-        self._lost: str | None = None
-        self._finalizer = weakref.finalize(self, runtime._garbage.append, (self._proc, self.handle))
+        super().__init__(runtime, module, options, answer, [e["name"] for e in answer.get("exports", [])])
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "lost" if self._lost or not self._live() else "live"
-        return f"<NodeInstance {self.module.name!r} on {self.runtime} handle={self.handle} {state}>"
-
-    def _live(self) -> bool:
-        return self._worker.proc is self._proc and self._worker.alive
-
-    def _request(self, message: dict[str, Any], timeout: float | None = CONTROL_TIMEOUT, **kw: Any) -> dict[str, Any]:
-        if self._closed:
-            raise UsageError(f"instance of {self.module.name} on {self.runtime} is closed")
-        if self._lost:
-            raise InstanceLost(self._lost)
-        if self._worker.proc is not self._proc:
-            self._lost = (
-                f"instance lost: the node worker was restarted after {self._runtime._stopped_because}; "
-                "instantiate again"
-            )
-            self._finalizer.detach()
-            raise InstanceLost(self._lost)
-        answer = self._runtime.request({**message, "handle": self.handle}, timeout=timeout, **kw)
+    def _check(self, answer: dict[str, Any], message: dict[str, Any]) -> None:
         if "error" in answer:
             if answer.get("kind") == "limit:memory":  # the worker dropped the instance
-                self._lost = f"instance lost: it passed its memory limit ({answer['error']})"
-                self._finalizer.detach()
+                self._lose(f"it passed its memory limit ({answer['error']})")
             self._runtime._fail(answer)
-        return answer
+        if "trap" in answer:
+            raise self._runtime._trap(self.module, self.options, answer, f"{self.module.name}.{message['name']}")
 
     def call(self, name: str, *args: Any) -> Any:
         values, results = encode_args(self.module, name, args)
-        answer = self._request(
-            {"op": "call", "name": name, "args": values},
-            timeout=self.options.timeout,
-            max_memory=self.options.max_memory,
-        )
-        self.last_timings = {k: float(v) for k, v in answer.get("timings", {}).items()}
-        room = self.options.max_output
-        self.stdout = (self.stdout + unb64(answer.get("stdout")))[:room]
-        self.stderr = (self.stderr + unb64(answer.get("stderr")))[:room]
-        if "trap" in answer:
-            raise self._runtime._trap(self.module, self.options, answer, f"{self.module.name}.{name}")
-        exit_code = answer.get("exit_code")
-        if exit_code is not None:
-            if exit_code:
-                raise ExitTrap(exit_code)
-            return None
-        return decode_results(answer.get("result"), results)
-
-    def export_names(self) -> list[str]:
-        return [name for name, _ in self._exports]
-
-    def memory_size(self, memory: str | None = None) -> int:
-        return int(self._request({"op": "memory_size", "memory": memory})["size"])
-
-    def read_memory(self, address: int, length: int, memory: str | None = None) -> bytes:
-        return unb64(self._request({"op": "read", "address": address, "length": length, "memory": memory})["data"])
-
-    def write_memory(self, address: int, data: bytes, memory: str | None = None) -> None:
-        self._request({"op": "write", "address": address, "data": b64(bytes(data)), "memory": memory})
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._finalizer.detach()
-        if not self._lost and self._live():
-            self._runtime.request({"op": "close", "handle": self.handle})
+        answer = self._call(name, values)
+        return None if answer is None else decode_results(answer.get("result"), results)

@@ -15,14 +15,11 @@ from __future__ import annotations
 import math
 import threading
 import time
-import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     EngineCrashed,
-    ExitTrap,
-    InstanceLost,
     InvalidModule,
     LimitExceeded,
     RuntimeUnavailable,
@@ -33,13 +30,13 @@ from ..errors import (
 from .base import (
     BUILTIN_HOST_FUNCTIONS,
     BUILTIN_HOST_MODULE,
-    Instance,
     RunOptions,
     RunResult,
     Runtime,
-    check_confined,
+    confined_directory,
     normalize_trap,
 )
+from .kept import CONTROL_TIMEOUT, WorkerInstance
 from .worker import Worker, b64, rss_bytes, unb64
 
 if TYPE_CHECKING:
@@ -48,7 +45,6 @@ if TYPE_CHECKING:
 WORKERS = Path(__file__).parent / "workers"
 PYSERVE = WORKERS / "pyserve.py"
 WASI_MODULES = ("wasi_snapshot_preview1", "wasi_unstable")
-CONTROL_TIMEOUT = 30.0  # seconds for requests that run no guest code
 PREPARE_TIMEOUT = 300.0  # seconds to compile a module (large Go modules under LLVM take a while)
 RSS_REFRESH_S = 1.0
 RSS_ALLOWANCE = 64 << 20  # engine memory besides the guest's linear memory (compiled code, Python objects)
@@ -247,7 +243,7 @@ class PyWorkerRuntime(Runtime):
             "argv": [module.name, *options.argv],
             "env": dict(options.env),
             "stdin": b64(options.stdin),
-            "dirs": {guest: _directory(host, guest, self.label) for guest, host in options.dirs.items()},
+            "dirs": {guest: confined_directory(self.label, guest, host) for guest, host in options.dirs.items()},
             "max_output": options.max_output,
             "max_memory": options.max_memory or None,
         }
@@ -366,98 +362,16 @@ def _engine_cannot(answer: dict[str, Any]) -> bool:
     return "no operation found for opcode" in text or "for MVP" in text
 
 
-def _directory(host: str, guest: str, runtime: str) -> str:
-    path = Path(host).expanduser().resolve()
-    if not path.is_dir():
-        raise UsageError(f"no such directory {host!r} to preopen as {guest!r}")
-    check_confined(runtime, guest, str(path))  # this engine's WASI follows symlinks out of the directory
-    return str(path)
-
-
-class PyWorkerInstance(Instance):
-    """An instance kept in a worker under an id. `stdout`/`stderr` collect the guest's output (capped at
-    max_output); `timings` holds the instantiation's, `last_timings` the last call's worker-measured ms."""
+class PyWorkerInstance(WorkerInstance):
+    """An instance kept in a Python engine worker under an id."""
 
     def __init__(self, runtime: PyWorkerRuntime, module: Module, options: RunOptions, answer: dict[str, Any]) -> None:
-        self.runtime = runtime.label
-        self._runtime, self.module, self.options = runtime, module, options
-        self._worker = runtime.worker
-        self._proc = self._worker.proc
-        self.id: int = answer["id"]
-        self._exports = list(answer.get("exports", []))
-        self.timings = answer.get("timings", {})
-        self.last_timings: dict[str, float] = {}
-        self.stdout = unb64(answer.get("stdout"))
-        self.stderr = unb64(answer.get("stderr"))
-        self._closed = False
-        self._lost: str | None = None
-        self._finalizer = weakref.finalize(self, runtime._garbage.append, (self._proc, self.id))
+        super().__init__(runtime, module, options, answer, list(answer.get("exports", [])))
 
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else "lost" if self._lost or not self._live() else "live"
-        return f"<{type(self).__name__} {self.module.name!r} on {self.runtime} id={self.id} {state}>"
-
-    def _live(self) -> bool:
-        return self._worker.proc is self._proc and self._worker.alive
-
-    def _request(self, message: dict[str, Any], timeout: float | None = CONTROL_TIMEOUT, **kw: Any) -> dict[str, Any]:
-        if self._closed:
-            raise UsageError(f"instance of {self.module.name} on {self.runtime} is closed")
-        if self._lost:
-            raise InstanceLost(self._lost)
-        if not self._live():
-            self._lost = (
-                f"instance lost: the {self.runtime} worker was stopped after {self._runtime._stopped_because}; "
-                "instantiate again"
-            )
-            self._finalizer.detach()
-            raise InstanceLost(self._lost)
-        answer = self._runtime.request({**message, "id": self.id}, timeout=timeout, **kw)
+    def _check(self, answer: dict[str, Any], message: dict[str, Any]) -> None:
         if not answer.get("ok"):
-            self._take_output(answer)
             self._runtime._fail(answer, self.module)
-        return answer
-
-    def _take_output(self, answer: dict[str, Any]) -> None:
-        room = self.options.max_output
-        if answer.get("stdout"):
-            self.stdout = (self.stdout + unb64(answer.get("stdout")))[:room]
-        if answer.get("stderr"):
-            self.stderr = (self.stderr + unb64(answer.get("stderr")))[:room]
-        if "timings" in answer:
-            self.last_timings = {k: float(v) for k, v in answer["timings"].items()}
 
     def call(self, name: str, *args: Any) -> Any:
-        values = check_args(self.module, name, args)
-        answer = self._request(
-            {"op": "call", "name": name, "args": values},
-            timeout=self.options.timeout,
-            max_memory=self.options.max_memory,
-        )
-        self._take_output(answer)
-        exit_code = answer.get("exit_code")
-        if exit_code is not None:
-            if exit_code:
-                raise ExitTrap(exit_code)
-            return None
-        return decode_value(answer.get("result"))
-
-    def export_names(self) -> list[str]:
-        return list(self._exports)
-
-    def memory_size(self, memory: str | None = None) -> int:
-        return int(self._request({"op": "memory_size", "memory": memory})["size"])
-
-    def read_memory(self, address: int, length: int, memory: str | None = None) -> bytes:
-        return unb64(self._request({"op": "read", "address": address, "length": length, "memory": memory})["data"])
-
-    def write_memory(self, address: int, data: bytes, memory: str | None = None) -> None:
-        self._request({"op": "write", "address": address, "data": b64(bytes(data)), "memory": memory})
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._finalizer.detach()
-        if not self._lost and self._live():
-            self._runtime.request({"op": "close", "id": self.id})
+        answer = self._call(name, check_args(self.module, name, args))
+        return None if answer is None else decode_value(answer.get("result"))
