@@ -24,6 +24,7 @@ test: setup lint
 	PLOTLY_RENDERER=plotly_mimetype $(PY) -m pytest -q -ra -p no:cacheprovider --nbval --nbval-current-env \
 		--nbval-sanitize-with notebooks/sanitize.cfg notebooks/*.ipynb
 	$(PY) -m pytest -q -ra -p no:cacheprovider ui-tests
+	bash scripts/binder_check.sh
 
 fuzz: setup
 	$(PY) scripts/fuzz.py

@@ -12,7 +12,7 @@ export PATH="$work/env/bin:$PATH"
 cd "$work/repo"
 echo "[binder-check] postBuild in $work"
 bash binder/postBuild
-pip install -q pytest nbval
+pip install -q pytest pytest-timeout nbval
 echo "[binder-check] nbval on the notebooks"
 PLOTLY_RENDERER=plotly_mimetype python -m pytest -q -p no:cacheprovider --nbval --nbval-current-env \
   --nbval-sanitize-with notebooks/sanitize.cfg notebooks/*.ipynb
