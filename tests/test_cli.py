@@ -117,3 +117,37 @@ def test_debug_flag_shows_the_traceback(tmp_path: Path) -> None:
     path.write_bytes(b"nope")
     proc = wasmlab("--debug", "inspect", str(path))
     assert proc.returncode != 0 and "Traceback" in proc.stderr
+
+
+QUOTA_COMPONENT_WAT = r"""(component
+  (core module $m (func (export "limit") (param i32) (result i32) (i32.mul (local.get 0) (i32.const 60))))
+  (core instance $i (instantiate $m))
+  (func $limit (param "tier" u32) (result u32) (canon lift (core func $i "limit")))
+  (instance $quota (export "limit" (func $limit)))
+  (export "wasmlab:edge/quota@0.1.0" (instance $quota)))"""
+
+
+def test_run_calls_a_component_interface_function(tmp_path: Path) -> None:
+    component = tmp_path / "quota.wat"
+    component.write_text(QUOTA_COMPONENT_WAT)
+    proc = wasmlab("run", str(component), "--invoke", "quota#limit", "0x3")
+    assert proc.returncode == 0 and proc.stdout.strip() == "180", proc.stderr
+    proc = wasmlab("run", str(component), "--invoke", "quota#limit", "gold")  # a string reaches the u32 param
+    assert proc.returncode == 2 and proc.stderr.startswith("wasmlab: quota#limit(tier: u32) -> u32 cannot take")
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("runtime", ["wasmtime", "node", "wasm3", "wasmer"])
+def test_run_rejects_arguments_of_the_wrong_type_the_same_on_every_engine(runtime: str, wat_file: Path) -> None:
+    from wasmlab.runtimes import list_runtimes
+
+    if not any(row.name == runtime and row.available for row in list_runtimes()):
+        pytest.skip(f"{runtime} is not available")
+    for value, message in [("x", "argument 0 is i32, got str 'x'"),
+                           ("2.5", "argument 0 is i32, got the float 2.5: pass an int"),
+                           ("4294967296", "argument 0 (4294967296) does not fit in i32"),
+                           ("[1]", "argument 0 is i32, got list [1]")]:
+        proc = wasmlab("run", str(wat_file), "--runtime", runtime, "--invoke", "add", value, "1")
+        assert (proc.returncode, proc.stderr) == (2, f"wasmlab: add: {message}\n"), value
+    proc = wasmlab("run", str(wat_file), "--runtime", runtime, "--invoke", "add", "4294967295", "2")
+    assert proc.stdout.strip() == "1"  # the unsigned form wraps, as in Wasm

@@ -612,6 +612,38 @@ def test_component(rt: WasmtimeRuntime) -> None:
     assert stopped.error_kind == "limit:time"
 
 
+QUOTA_COMPONENT_WAT = r"""
+(component
+  (core module $m
+    (func (export "limit") (param i32) (result i32) (i32.mul (local.get 0) (i32.const 60))))
+  (core instance $i (instantiate $m))
+  (func $limit (param "tier" u32) (result u32) (canon lift (core func $i "limit")))
+  (instance $quota (export "limit" (func $limit)))
+  (export "wasmlab:edge/quota@0.1.0" (instance $quota))
+)
+"""
+
+
+def test_component_interface_functions(rt: WasmtimeRuntime) -> None:
+    """Functions inside an exported interface are listed and called as INTERFACE#FUNC (full or short name)."""
+    component = Module(wasmtime.wat2wasm(QUOTA_COMPONENT_WAT), name="quota")
+    with rt.instantiate(component, opts()) as instance:
+        assert instance.export_names() == ["wasmlab:edge/quota@0.1.0", "wasmlab:edge/quota@0.1.0#limit"]
+        assert instance.call("wasmlab:edge/quota@0.1.0#limit", 3) == 180
+        assert instance.call("quota#limit", 2) == 120
+        assert instance.exports["wasmlab:edge/quota@0.1.0#limit"](1) == 60
+        with pytest.raises(UsageError, match=r"exports no interface 'billing': it exports wasmlab:edge/quota@0\.1\.0$"):
+            instance.call("billing#limit", 1)
+        with pytest.raises(UsageError, match="exports no function 'burst'"):
+            instance.call("quota#burst", 1)
+        with pytest.raises(UsageError, match=r"quota#limit\(tier: u32\) -> u32 cannot take \('gold',\)"):
+            instance.call("quota#limit", "gold")
+        with pytest.raises(UsageError, match="given 0, expected 1"):
+            instance.call("quota#limit")
+        assert instance.call("quota#limit", 4) == 240  # still usable
+    assert rt.run(component, opts(invoke="quota#limit", args=(5,))).result == 300
+
+
 def test_component_prints_through_wasi_p2(rt: WasmtimeRuntime) -> None:
     component = Module(wasmtime.wat2wasm(PRINTING_COMPONENT_WAT), name="hello-component")
     result = rt.run(component, opts())

@@ -251,7 +251,9 @@ def cmd_runtimes(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_value(text: str) -> int | float:
+def _parse_value(text: str) -> Any:
+    """A command-line argument: an integer (also 0x..), a float, else JSON (lists, records, quoted strings,
+    true/false, for components), else the text itself as a string (for components' `string` parameters)."""
     try:
         return int(text, 0)
     except ValueError:
@@ -259,7 +261,11 @@ def _parse_value(text: str) -> int | float:
     try:
         return float(text)
     except ValueError:
-        raise UsageError(f"argument {text!r} is not a number: exports take integers or floats") from None
+        pass
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 def _run_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -40,8 +40,8 @@ from wasmlab.tools import wasm_tools_binary
 # turns its function into a component function with WIT types; an instance groups the functions into the
 # `quota` interface, which the component exports under its full name `wasmlab:edge/quota@0.1.0`.
 #
-# wasmlab calls a component's *world-level* functions by name, not functions nested inside an exported
-# interface, so the component also exports `limit` at the top level, to be tried directly.
+# wasmlab calls a function inside an exported interface as `INTERFACE#FUNC`: the full name
+# (`wasmlab:edge/quota@0.1.0#limit`) or the short one (`quota#limit`); world-level functions by their name.
 
 # %%
 QUOTA_STANDARD = """(component
@@ -53,12 +53,13 @@ QUOTA_STANDARD = """(component
   (core instance $i (instantiate $impl))
   (func $limit (param "tier" u32) (result u32) (canon lift (core func $i "limit")))
   (instance $quota (export "limit" (func $limit)))
-  (export "wasmlab:edge/quota@0.1.0" (instance $quota))
-  (export "limit" (func $limit)))
+  (export "wasmlab:edge/quota@0.1.0" (instance $quota)))
 """
 quota = wasmlab.compile(QUOTA_STANDARD, "wat", name="quota-standard")
 print(quota)
-print("limits per tier:", [quota.run("wasmtime", "limit", (tier,)).result for tier in range(5)])
+print("limits per tier:", [quota.run("wasmtime", "quota#limit", (tier,)).result for tier in range(5)])
+with quota.instantiate("wasmtime") as service:  # a kept instance lists what it can call
+    print(service.export_names(), service.call("wasmlab:edge/quota@0.1.0#limit", 2))
 
 # %% [markdown]
 # A 200-byte component. Its interface, recovered from the binary (`Module.wit()` runs
@@ -234,8 +235,7 @@ QUOTA_PROMO = """(component
   (core instance $i (instantiate $impl))
   (func $limit (param "tier" u32) (result u32) (canon lift (core func $i "limit")))
   (instance $quota (export "limit" (func $limit)))
-  (export "wasmlab:edge/quota@0.1.0" (instance $quota))
-  (export "limit" (func $limit)))
+  (export "wasmlab:edge/quota@0.1.0" (instance $quota)))
 """
 promo = wasmlab.compile(QUOTA_PROMO, "wat", name="quota-promo")
 app_promo = compose(gateway, promo, name="gateway+promo")
@@ -268,9 +268,9 @@ except RuntimeError as error:
 #   composing them (`wasm-tools compose`) and running them (wasmtime) all work offline.
 # * `wac`, the composition tool the Bytecode Alliance now recommends, is not installable here; `wasm-tools
 #   compose` still works and prints a deprecation notice (silenced with `-q` above).
-# * wasmlab runs components on wasmtime only (node, wasm3 and wasmer-python run core modules), and calls
-#   world-level functions by name; functions inside exported interfaces (like `quota.limit`) are reached
-#   through a composition or a world-level export, as above.
+# * wasmlab runs components on wasmtime only (node, wasm3 and wasmer-python run core modules); it calls
+#   world-level functions by name and interface functions as `INTERFACE#FUNC` (`instance.export_names()`
+#   lists both).
 #
 # ## Exercises
 # 1. Add a `premium: func(user: string) -> bool` function to the quota interface (in the WIT and in a WAT

@@ -7,6 +7,8 @@ A backend implements `Runtime.run` (one whole run: instantiate, call or `_start`
 
 from __future__ import annotations
 
+import ctypes
+import operator
 import os
 import re
 from collections.abc import Iterable
@@ -291,6 +293,35 @@ def as_tuple(values: Iterable[Any] | Any) -> tuple[Any, ...]:
 
 
 MAX_PREOPEN_ENTRIES = 20_000  # directory entries `check_confined` inspects before it gives up (and refuses)
+
+
+def coerce_args(name: str, params: tuple[str, ...], args: tuple[Any, ...]) -> list[Any]:
+    """Python arguments -> values for parameters of types `params`, the same on every engine: ints in the signed
+    or unsigned range (stored signed), floats (f32 rounded), references as given; UsageError otherwise."""
+    if len(args) != len(params):
+        raise UsageError(f"{name} takes {len(params)} argument(s) ({', '.join(params) or 'none'}), got {len(args)}")
+    out: list[Any] = []
+    for i, (value, valtype) in enumerate(zip(args, params, strict=True)):
+        if valtype in ("i32", "i64"):
+            bits = 32 if valtype == "i32" else 64
+            if isinstance(value, float):
+                raise UsageError(f"{name}: argument {i} is {valtype}, got the float {value!r}: pass an int")
+            try:
+                number = operator.index(value)
+            except TypeError:
+                raise UsageError(f"{name}: argument {i} is {valtype}, got {type(value).__name__} {value!r}") from None
+            if not -(1 << (bits - 1)) <= number < (1 << bits):
+                raise UsageError(f"{name}: argument {i} ({number}) does not fit in {valtype}")
+            out.append(number - (1 << bits) if number >= 1 << (bits - 1) else number)
+        elif valtype in ("f32", "f64"):
+            try:
+                number_f = float(value)
+            except (TypeError, ValueError):
+                raise UsageError(f"{name}: argument {i} is {valtype}, got {type(value).__name__} {value!r}") from None
+            out.append(ctypes.c_float(number_f).value if valtype == "f32" else number_f)
+        else:
+            out.append(value)
+    return out
 
 
 def confined_directory(runtime: str, guest: str, host: str) -> str:

@@ -55,7 +55,15 @@ from ..errors import (
     WasmlabError,
 )
 from ..module import Module
-from .base import BUILTIN_HOST_MODULE, RunOptions, RunResult, Runtime, confined_directory, normalize_trap
+from .base import (
+    BUILTIN_HOST_MODULE,
+    RunOptions,
+    RunResult,
+    Runtime,
+    coerce_args,
+    confined_directory,
+    normalize_trap,
+)
 from .kept import CONTROL_TIMEOUT, WorkerInstance
 from .worker import Worker, b64, rss_bytes, unb64
 
@@ -166,11 +174,8 @@ def decode_results(value: Any, results: tuple[str, ...]) -> Any:
 def encode_args(module: Module, name: str, args: tuple[Any, ...]) -> tuple[list[Any], tuple[str, ...]]:
     """(arguments for the worker, result types) for a call of export `name`; UsageError on a wrong count."""
     ftype = module.func_type(name)
-    if len(args) != len(ftype.params):
-        raise UsageError(
-            f"{name} takes {len(ftype.params)} argument(s) ({', '.join(ftype.params) or 'none'}), got {len(args)}"
-        )
-    return [encode_value(a, t) for a, t in zip(args, ftype.params, strict=True)], ftype.results
+    values = coerce_args(name, ftype.params, args)
+    return [encode_value(a, t) for a, t in zip(values, ftype.params, strict=True)], ftype.results
 
 
 def frame_names(module: Module, frames: list[dict[str, Any]], shift: tuple[int, int] = (0, 0)) -> list[str]:

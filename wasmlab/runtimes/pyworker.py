@@ -33,6 +33,7 @@ from .base import (
     RunOptions,
     RunResult,
     Runtime,
+    coerce_args,
     confined_directory,
     normalize_trap,
 )
@@ -71,12 +72,7 @@ def decode_value(value: Any) -> Any:
 
 def check_args(module: Module, name: str, args: tuple[Any, ...]) -> list[Any]:
     """Arguments for the worker; UsageError for an unknown export or a wrong count."""
-    ftype = module.func_type(name)
-    if len(args) != len(ftype.params):
-        raise UsageError(
-            f"{name} takes {len(ftype.params)} argument(s) ({', '.join(ftype.params) or 'none'}), got {len(args)}"
-        )
-    return [encode_value(a) for a in args]
+    return [encode_value(a) for a in coerce_args(name, module.func_type(name).params, args)]
 
 
 def frame_names(module: Module, frames: list[Any]) -> list[str]:

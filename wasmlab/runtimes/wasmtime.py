@@ -56,8 +56,9 @@ built-in `wasmlab` host module (`base.BUILTIN_HOST_FUNCTIONS`); its key-value st
 function that raises traps the guest (`Trap` code "host function error", the Python error in the message).
 
 Components (`module.is_component`) run through `wasmtime.component` with WASI preview 2: `invoke` calls an
-exported function (snake_case names also find kebab-case exports); without `invoke` a `wasi:cli/run` command
-runs, with argv, env, stdin, preopened dirs and captured output as for modules.
+exported function (snake_case names also find kebab-case exports), or one inside an exported interface as
+`INTERFACE#FUNC`; without `invoke` a `wasi:cli/run` command runs, with argv, env, stdin, preopened dirs and
+captured output as for modules.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ from .base import (
     RunOptions,
     RunResult,
     Runtime,
+    coerce_args,
     normalize_trap,
 )
 
@@ -559,34 +561,6 @@ def _store_limits(module: Module, max_memory: int) -> dict[str, int]:
 
 
 # ------------------------------------------------------------------------------------------ values
-def _coerce(name: str, params: tuple[str, ...], args: tuple[Any, ...]) -> list[Any]:
-    """Python arguments -> values for `params` (ints wrap from their unsigned form); UsageError otherwise."""
-    if len(args) != len(params):
-        raise UsageError(f"{name} takes {len(params)} argument(s) ({', '.join(params) or 'none'}), got {len(args)}")
-    out: list[Any] = []
-    for i, (value, valtype) in enumerate(zip(args, params, strict=True)):
-        if valtype in ("i32", "i64"):
-            bits = 32 if valtype == "i32" else 64
-            if isinstance(value, float):
-                raise UsageError(f"{name}: argument {i} is {valtype}, got the float {value!r}: pass an int")
-            try:
-                number = operator.index(value)
-            except TypeError:
-                raise UsageError(f"{name}: argument {i} is {valtype}, got {type(value).__name__} {value!r}") from None
-            if not -(1 << (bits - 1)) <= number < (1 << bits):
-                raise UsageError(f"{name}: argument {i} ({number}) does not fit in {valtype}")
-            out.append(number - (1 << bits) if number >= 1 << (bits - 1) else number)
-        elif valtype in ("f32", "f64"):
-            try:
-                number_f = float(value)
-            except (TypeError, ValueError):
-                raise UsageError(f"{name}: argument {i} is {valtype}, got {type(value).__name__} {value!r}") from None
-            out.append(ctypes.c_float(number_f).value if valtype == "f32" else number_f)
-        else:
-            out.append(value)
-    return out
-
-
 def _wrap_result(value: Any, valtype: str) -> Any:
     if valtype == "i32":
         v = operator.index(value) & 0xFFFFFFFF
@@ -1392,7 +1366,7 @@ class WasmtimeInstance(Instance):
             try:
                 pack_into(view, 0, *args)
             except (struct.error, TypeError):
-                pack_into(view, 0, *_coerce(name, params, args))
+                pack_into(view, 0, *coerce_args(name, params, args))
             if fuel_args is not None:
                 set_fuel(*fuel_args)
             if getsignal(sigint) is not handler:
@@ -1429,7 +1403,7 @@ class WasmtimeInstance(Instance):
 
         def call(*args: Any) -> Any:
             self._check_open()
-            values = _coerce(name, params, args)
+            values = coerce_args(name, params, args)
             value = self._guarded(name, lambda: func(store, *values))
             return tuple(value) if isinstance(value, list) else value
 
@@ -1512,7 +1486,8 @@ class WasmtimeInstance(Instance):
 
 
 class WasmtimeComponentInstance(Instance):
-    """A live component instance: call exported functions by name (kebab-case or snake_case); run a
+    """A live component instance: call exported functions by name (kebab-case or snake_case), and functions of
+    exported interfaces as `INTERFACE#FUNC` (`wasmlab:edge/quota@0.1.0#limit`, or the short `quota#limit`); run a
     `wasi:cli/run` command with `run_command()`. Components have no linear memory to read from outside."""
 
     def __init__(
@@ -1544,12 +1519,39 @@ class WasmtimeComponentInstance(Instance):
         return self._state.output("stderr")
 
     def export_names(self) -> list[str]:
-        return list(self._compiled.type.exports(self._runtime._require_engine()))
+        """World-level exports, then each exported interface's functions as `INTERFACE#FUNC`."""
+        engine = self._runtime._require_engine()
+        exports = self._compiled.type.exports(engine)
+        nested = [
+            f"{name}#{func}"
+            for name, item in exports.items()
+            if isinstance(item.ty, _wt_component.ComponentInstanceType)
+            for func, member in item.ty.exports(engine).items()
+            if isinstance(member.ty, _wt_component.FuncType)
+        ]
+        return list(exports) + nested
+
+    def _interface(self, name: str) -> Any:
+        """The export index of interface `name`: its full name, or the short one (`quota` for
+        `wasmlab:edge/quota@0.1.0`)."""
+        interfaces = sorted({n.split("#")[0] for n in self.export_names() if "#" in n})
+        short = [n for n in interfaces if n.split("/")[-1].split("@")[0] == name]
+        full = name if name in interfaces else short[0] if len(short) == 1 else None
+        if full is None:
+            ambiguous = f" ({name!r} could be {' or '.join(short)})" if short else ""
+            raise UsageError(
+                f"{self.module.name} exports no interface {name!r}{ambiguous}: it exports "
+                f"{', '.join(interfaces) or 'none'}"
+            )
+        return self._raw.get_export_index(self._state.store, full)
 
     def _func(self, name: str, parent: Any = None) -> Any:
         if self._state.closed:
             raise UsageError(f"instance of {self.module.name} on {self.runtime} is closed")
         store = self._state.store
+        if parent is None and "#" in name:
+            interface, name = name.rsplit("#", 1)
+            parent = self._interface(interface)
         for candidate in (name, name.replace("_", "-")):
             index = self._raw.get_export_index(store, candidate, parent)
             if index is not None:
@@ -1569,7 +1571,13 @@ class WasmtimeComponentInstance(Instance):
             func.post_return(store)
             return value
 
-        return self._guarded(name, thunk)
+        try:
+            return self._guarded(name, thunk)
+        except (TypeError, ValueError) as exc:  # arguments the canonical ABI cannot lower: nothing ran
+            ftype = func.type(store)
+            params = ", ".join(f"{param}: {type(ty).__name__.lower()}" for param, ty in ftype.params)
+            result = f" -> {type(ftype.result).__name__.lower()}" if ftype.result is not None else ""
+            raise UsageError(f"{name}({params}){result} cannot take {args!r}: {exc}") from None
 
     def run_command(self) -> int:
         """Run `wasi:cli/run`'s `run`: the exit status (0 for ok, 1 for err, or proc_exit's status)."""
