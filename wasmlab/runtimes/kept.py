@@ -1,4 +1,4 @@
-"""Instances kept alive inside an engine worker process (node, wasm3, wasmer), spoken to by a number.
+"""State held inside an engine worker process (node, wasm3, wasmer): kept instances and the key-value store.
 
 `WorkerInstance` holds what those backends share: closed and lost states (a worker restarted since the
 instance was made, or a memory limit that made the worker drop it), instances dropped without `close()` (the
@@ -124,3 +124,21 @@ class WorkerInstance(Instance):
         self._finalizer.detach()
         if not self._lost and self._live():
             self._runtime.request({"op": "close", self.key: self.number})
+
+
+class WorkerKeyValue:
+    """The built-in `wasmlab` host module's key-value store of a worker runtime: it lives in the worker, shared
+    by that runtime's instances, so a worker restart empties it."""
+
+    _worker: Any
+    request: Any  # the runtime's request(message, ...) to its worker
+
+    def kv_clear(self) -> None:
+        if self._worker is not None and self._worker.alive:
+            self.request({"op": "kv_clear"})
+
+    def kv_items(self) -> dict[bytes, bytes]:
+        if self._worker is None or not self._worker.alive:
+            return {}
+        answer = self.request({"op": "kv_items"})
+        return {unb64(k): unb64(v) for k, v in answer.get("items", {}).items()}

@@ -64,7 +64,7 @@ from .base import (
     confined_directory,
     normalize_trap,
 )
-from .kept import CONTROL_TIMEOUT, WorkerInstance
+from .kept import CONTROL_TIMEOUT, WorkerInstance, WorkerKeyValue
 from .worker import Worker, b64, rss_bytes, unb64
 
 WORKER_SCRIPT = Path(__file__).parent / "workers" / "node_worker.mjs"
@@ -258,7 +258,7 @@ def cap_memories(module: Module, max_pages: int) -> bytes | None:
 # ------------------------------------------------------------------------------------------ runtime
 
 
-class NodeRuntime(Runtime):
+class NodeRuntime(WorkerKeyValue, Runtime):
     """V8 (node) through a JSON-lines worker process; `variant` picks the compiler tiers."""
 
     name = "node"
@@ -376,19 +376,6 @@ class NodeRuntime(Runtime):
         handles = [h for proc, h in garbage if proc is worker.proc and worker.alive]
         if handles:
             worker.request({"op": "close", "handles": handles}, timeout=CONTROL_TIMEOUT)
-
-    def kv_clear(self) -> None:
-        """Empty the built-in host module's key-value store (it lives in the worker, so a worker restart
-        also empties it)."""
-        if self._worker is not None and self._worker.alive:
-            self.request({"op": "kv_clear"})
-
-    def kv_items(self) -> dict[bytes, bytes]:
-        """The built-in host module's key-value store."""
-        if self._worker is None or not self._worker.alive:
-            return {}
-        answer = self.request({"op": "kv_items"})
-        return {unb64(k): unb64(v) for k, v in answer.get("items", {}).items()}
 
     # checks ---------------------------------------------------------------------------------------------
     def _check(self, module: Module, options: RunOptions) -> None:

@@ -37,7 +37,7 @@ from .base import (
     confined_directory,
     normalize_trap,
 )
-from .kept import CONTROL_TIMEOUT, WorkerInstance
+from .kept import CONTROL_TIMEOUT, WorkerInstance, WorkerKeyValue
 from .worker import Worker, b64, rss_bytes, unb64
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ def frame_names(module: Module, frames: list[Any]) -> list[str]:
 
 
 # runtime ----------------------------------------------------------------------------------------------------
-class PyWorkerRuntime(Runtime):
+class PyWorkerRuntime(WorkerKeyValue, Runtime):
     """A backend whose engine lives in a `pyserve` worker. Subclasses give the worker's Python and script."""
 
     capabilities = frozenset({"exports", "wasi", "memory", "instances", "timeout", "max_memory", "builtin_host"})
@@ -191,11 +191,6 @@ class PyWorkerRuntime(Runtime):
         except KeyboardInterrupt:
             self._stopped_because = "an interrupt (Ctrl-C)"
             raise
-
-    def kv_clear(self) -> None:
-        """Empty the built-in host module's key-value store (it lives in the worker: a restart empties it)."""
-        if self._worker is not None and self._worker.alive:
-            self.request({"op": "kv_clear"})
 
     # checks -----------------------------------------------------------------------------------------------
     def _check(self, module: Module, options: RunOptions) -> None:

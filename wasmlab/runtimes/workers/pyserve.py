@@ -13,7 +13,8 @@ Python's own diagnostics go to the worker's real stderr (the parent keeps its ta
 Requests: {"op": ..., ...}; answers: {"ok": true, ...} or {"ok": false, "kind": ..., "error": ...}. Error kinds:
 "trap" (with "trap_message", "frames"), "limit:memory", "usage", "link", "invalid", "unavailable", "error".
 Values: JSON numbers (i64 exact), non-finite floats as {"float": "nan" | "inf" | "-inf"}.
-Ops: load, prepare, run, instantiate, call, read, write, memory_size, exports, close, kv_clear, version, ping.
+Ops: load, prepare, run, instantiate, call, read, write, memory_size, exports, close, kv_clear, kv_items, version,
+ping.
 """
 
 from __future__ import annotations
@@ -848,6 +849,9 @@ class Server:
     def op_kv_clear(self, request):
         self.kv.clear()
         return {"ok": True}
+
+    def op_kv_items(self, request):
+        return {"ok": True, "items": {b64(k): b64(v) for k, v in self.kv.items()}}
 
     # loop -----------------------------------------------------------------------------------------------
     def handle(self, request):
