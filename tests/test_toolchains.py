@@ -144,3 +144,27 @@ def test_list_toolchains_reports_every_language() -> None:
         assert row.available == (not row.reason)
         if row.available:
             assert row.version
+
+
+@pytest.mark.parametrize("lang", ["c", "cpp", "zig", "rust"])
+@pytest.mark.parametrize("opt", ["O2", "Os", "Oz"])
+def test_strip_keeps_names_at_every_optimisation_level(lang: str, opt: str) -> None:
+    """zig (and zig cc) drop the name section at -Os/-Oz by themselves: strip=True keeps it there too."""
+    need_toolchain(lang)
+    module = wasmlab.compile(FIB[lang], lang, opt=opt)
+    assert any(name.endswith("fib") for name in module.parsed.function_names.values()), module.parsed.function_names
+    assert not module.parsed.has_dwarf
+    assert module.run("wasmtime", "fib", (15,)).result == 610
+
+
+@pytest.mark.parametrize("lang", ["c", "cpp"])
+def test_debug_builds_are_reproducible_and_name_the_snippet_not_the_build_directory(lang: str) -> None:
+    need_toolchain(lang)
+    source = 'extern "C" int ratio(int a, int b) {\n    return a / b;\n}\n' if lang == "cpp" else \
+        "int ratio(int a, int b) {\n    return a / b;\n}\n"
+    first, second = (wasmlab.compile(source, lang, strip=False, flags=("-g",), use_cache=False)
+                     for _ in range(2))
+    assert first.parsed.has_dwarf and first.sha256 == second.sha256
+    trap = first.run("wasmtime", "ratio", (1, 0), check=False).trap_frames
+    ext = "c" if lang == "c" else "cpp"
+    assert trap and trap[0].startswith("ratio (0x") and trap[0].endswith(f" at ./snippet.{ext}:2:14"), trap

@@ -81,7 +81,13 @@ def compile(
     filename = filename or f"snippet{toolchain.extensions[0]}"
     name = name or Path(filename).stem
     version = _toolchain_version(lang)
-    key = cache_key(lang=lang, source=text, options=asdict(options) | {"timeout": None}, toolchain=version)
+    key = cache_key(
+        lang=lang,
+        source=text,
+        options=asdict(options) | {"timeout": None},
+        toolchain=version,
+        recipe=toolchain.recipe,
+    )
     store = ModuleCache()
     started = time.perf_counter()
 

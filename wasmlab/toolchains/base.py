@@ -58,6 +58,7 @@ class Toolchain:
     install: str = ""  # how to install the toolchain, shown when it is missing
     kinds: tuple[str, ...] = KINDS
     produces_component: bool = False
+    recipe: int = 1  # part of the cache key: bump when `build` changes what it produces for the same input
 
     def unavailable_reason(self) -> str | None:
         """None when the toolchain can compile here, else why not (one line)."""

@@ -13,6 +13,7 @@ from pathlib import Path
 from .base import CompileOptions, Toolchain, command_output, run_tool
 
 STACK_SIZE = 1 << 20  # 1 MiB shadow stack (zig's default of 16 MiB makes every module 257 pages)
+SMALL = ("Os", "Oz")
 
 
 @cache
@@ -47,6 +48,7 @@ def debian_clang() -> tuple[str, str] | None:
 
 class CToolchain(Toolchain):
     lang = "c"
+    recipe = 2  # 2: names kept at -Os/-Oz, DWARF paths relative to the snippet
     extensions = (".c",)
     install = "pip install ziglang (or: apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)"
     driver = "cc"
@@ -64,22 +66,26 @@ class CToolchain(Toolchain):
         out = command_output([clang[0], "--version"]) if clang else ""
         return out.splitlines()[0] if out else ""
 
-    def command_line(self, src: str, out: str, options: CompileOptions) -> list[str]:
+    def command_line(self, src: str, out: str, options: CompileOptions, workdir: Path | None = None) -> list[str]:
         if zig_binary():
             cmd = [zig_binary(), self.driver, "--target=wasm32-wasi"]
         else:
             clang, sysroot = debian_clang()
             cmd = [clang if self.driver == "cc" else clang + "++", "--target=wasm32-wasi", f"--sysroot={sysroot}"]
         cmd += [f"-{options.opt}", *self.extra_flags, f"-Wl,-z,stack-size={STACK_SIZE}"]
+        if options.strip and options.opt in SMALL:
+            cmd.append("-g")  # zig cc drops the name section at -Os/-Oz; strip=True removes the DWARF, keeps names
         if options.kind == "library":
             cmd += ["-mexec-model=reactor", "-fvisibility=default", "-Wl,--export-dynamic"]
         if options.lto:
             cmd.append("-flto")
+        if workdir is not None:  # DWARF and __FILE__ name the snippet, not the build directory: reproducible builds
+            cmd += [f"-ffile-prefix-map={path}=." for path in dict.fromkeys((str(workdir), str(workdir.resolve())))]
         return [*cmd, *options.flags, src, "-o", out]
 
     def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
         (workdir / filename).write_text(source)
-        cmd = self.command_line(filename, "out.wasm", options)
+        cmd = self.command_line(filename, "out.wasm", options, workdir)
         run_tool(cmd, lang=self.lang, workdir=workdir, timeout=options.timeout)
         return (workdir / "out.wasm").read_bytes()
 

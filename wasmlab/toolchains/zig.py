@@ -22,6 +22,7 @@ MODES = {
 
 class ZigToolchain(Toolchain):
     lang = "zig"
+    recipe = 2  # 2: names kept at -Os/-Oz
     extensions = (".zig",)
     install = "pip install ziglang"
 
@@ -40,6 +41,8 @@ class ZigToolchain(Toolchain):
             cmd += ["-target", "wasm32-wasi"]
         if options.lto:
             cmd.append("-flto")
+        if options.strip and MODES[options.opt] == "ReleaseSmall":
+            cmd.append("-fno-strip")  # ReleaseSmall drops the name section; strip=True removes the DWARF, keeps names
         run_tool(
             [*cmd, *options.flags],
             lang=self.lang,
