@@ -131,6 +131,18 @@ def test_server_answers_real_http_on_a_random_loopback_port(server, lab_handler)
     assert stats["routes"][0]["route"] == "/hello" and stats["routes"][0]["requests"] == 3
 
 
+def test_routes_match_by_prefix_at_a_segment_boundary_and_handlers_see_the_full_path(server):
+    need_toolchain("c")
+    via = compile_handler(PERSONALISE["c"], "c", name="via")
+    for path in ("/", "/api", "/api/users"):
+        server.route(path, via)
+    for path, route in [("/api", "/api"), ("/api/", "/api"), ("/api/users/7", "/api/users"), ("/apix", "/"),
+                        ("/api/usersx", "/api"), ("/", "/"), ("/elsewhere/deep", "/")]:
+        response = server.fetch(path + "?name=ada")
+        assert (response.status, response.header("x-wasmlab-route")) == (200, route), path
+        assert response.text == f"hello ada from  via {path}", path  # the full request path, query removed
+
+
 def test_keep_alive_chunked_and_expect_continue(server, lab_handler):
     server.route("/", lab_handler)
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
