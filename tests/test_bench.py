@@ -287,3 +287,34 @@ def test_cli_bench_suite_quick(tmp_path, capsys, runtimes):
     assert (tmp_path / "s.startup.csv").exists() and (tmp_path / "s.crosscheck.csv").exists()
     assert pd.read_csv(out.with_suffix(".csv"))["correct"].all()
     assert "Plotly.newPlot" in (tmp_path / "s.html").read_text()
+
+
+# ---------------------------------------------------------------------------------------------- density
+def test_density_instances_and_processes(runtimes):
+    result = bench.density(runtimes, counts=(1, 4), samples=2, progress=False)
+    table = result.table
+    assert set(table["unit"]) == {*runtimes, "native"}  # every copy answered correctly, or the run would raise
+    assert (table.groupby(["unit", "count"]).size() == 2).all()
+    assert (table["create_ms"] > 0).all() and (table["memory_kib"] >= 0).all()
+    native = table[table["unit"] == "native"]
+    assert (native["memory_kib"] > 0).all() and (native["host_mib"] == 0).all()  # a process has a PSS, no host
+    assert (table[table["unit"] != "native"]["host_mib"] > 0).all()
+    per_copy = result.per_copy().set_index("unit")
+    assert list(per_copy["count"].unique()) == [4]
+    assert per_copy.loc["native", "copies_per_gib"] == pytest.approx((1 << 20) / per_copy.loc["native", "memory_kib"])
+    fig = result.figure()
+    assert [t.name for t in fig.data if t.showlegend] == [*(f"{r} instance" for r in runtimes), "native process"]
+    back = bench.BenchResult.from_json(result.to_json())
+    assert isinstance(back, bench.DensityResult)
+    pd.testing.assert_frame_equal(back.table, table, check_exact=True)
+
+
+def test_density_cli_and_bad_counts(capsys):
+    from wasmlab.cli import main
+
+    assert main(["bench", "density", "--runtimes", "wasmtime", "--counts", "2", "--samples", "1", "--json",
+                 "--no-progress"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["kind"] == "density" and data["params"]["counts"] == [2]
+    assert main(["bench", "density", "--counts", "1,x"]) == 2
+    assert "--counts takes comma-separated integers" in capsys.readouterr().err

@@ -211,15 +211,17 @@ COLUMNS = [*VARIANTS, "-ldflags=-s -w"]
 #
 # * **Debug info dominates unstripped builds**: Rust ships 5.8 MB of DWARF for its standard library, Zig and C
 #   about 1 MB. Stripping it is by far the biggest single saving.
-# * **`-Oz` helps Zig a lot (-30%), AssemblyScript some (-15%), C a little (-4%), Rust not at all** (it even
-#   grows slightly at `opt-level=z` without LTO).
+# * **`-Oz` helps Zig a lot (-21%) and AssemblyScript some (-15%); C and Rust not at all** (C's few saved bytes
+#   are outweighed by the names it keeps, and Rust grows 4% at `opt-level=z` without LTO).
 # * **LTO pays off for Rust** (-22% on top of `-Oz`: the standard library is compiled with the program and
-#   dead code goes), barely for Zig (-1%), and not for C (it grows 2%: wasi-libc is already split per function).
+#   dead code goes), barely for Zig (-2%), and not for C (it grows 1%: wasi-libc is already split per function).
 # * **Go does not move**: `-s -w` removes 45 KB of names out of 2.5 MB.
 #
-# Note the `names` column: at `-Oz` the C and Zig toolchains drop the `name` section too (zig's `-Oz` means
-# ReleaseSmall, which strips symbols), Go's `-s` drops it by design, and asc never writes one. Traps in those
-# builds show `func[N]` instead of function names (notebook 13 is about why you want names).
+# Note the `names` column. Left to themselves, zig and `zig cc` drop the `name` section at `-Oz` (zig's `-Oz`
+# means ReleaseSmall, which strips symbols); wasmlab asks them for debug info and strips only the DWARF, so
+# `strip=True` builds keep their names at every level (they cost a few hundred bytes). Go's `-s` drops names by
+# design, and asc never writes them: traps in those builds show `func[N]` instead of function names (notebook
+# 13 is about why you want names).
 
 # %%
 sizes.pivot(index="lang", columns="variant", values="names").reindex(columns=COLUMNS)

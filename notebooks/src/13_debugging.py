@@ -130,8 +130,8 @@ for runtime in ["wasmtime", "node"]:
 # %% [markdown]
 # Without names, internal functions are `func[9]` and `func[8]`; only `report` is still named, because its
 # name is in the export section, which no strip removes. 175 bytes saved, and a backtrace nobody can read.
-# Keep names in what you deploy. (Careful: with `opt="Os"` / `"Oz"` the C and Zig toolchains drop the `name`
-# section by themselves, see notebook 6; pass `flags=("-g",)` with `strip=True` to keep names at `-Oz`.)
+# Keep names in what you deploy. (zig and `zig cc` drop the `name` section by themselves at `-Os`/`-Oz`;
+# wasmlab asks them for debug info there and strips only the DWARF, so `strip=True` keeps names at every level.)
 #
 # ## DWARF: file and line
 # `strip=False` keeps the DWARF debug info the compiler emits with `-g`. wasmtime reads it and adds
@@ -143,7 +143,7 @@ print(f"{orders_debug.size:,} bytes, DWARF: {orders_debug.parsed.has_dwarf}")
 print("debug sections:", [s.name.removeprefix("custom:") for s in orders_debug.custom_sections if ".debug" in s.name])
 _, trap = session(orders_debug, "wasmtime")
 for frame in trap.frames:
-    print(re.sub(r" at .*/", " at ", frame))  # DWARF records the (temporary) build directory: keep the file name
+    print(frame)  # paths are relative to the snippet (`-ffile-prefix-map`), so debug builds are reproducible
 
 # %% [markdown]
 # From there to the source line is a few lines of Python:
@@ -200,8 +200,7 @@ with tempfile.TemporaryDirectory() as tmp:
     debug_file = orders_debug.save(os.path.join(tmp, "orders-debug.wasm"))
     mapped = subprocess.run([wasm_tools_binary(), "addr2line", str(debug_file), *offsets],
                             capture_output=True, text=True, check=True).stdout
-for line in mapped.splitlines():
-    print(re.sub(r" \S*/", " ", line))
+print(mapped, end="")
 
 # %% [markdown]
 # Keep the debug build of every release (or its DWARF, split off) next to the deployed binary, keyed by the

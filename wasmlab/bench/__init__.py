@@ -11,7 +11,7 @@ Method (modelled on Sightglass): phases timed apart, next to the engine; warm-up
 runtimes interleaved in a seeded random order; medians with IQR and min; CV over 5% flagged; every kernel's
 checksum checked against the native build on every engine; environment recorded. See `method`, `stats`,
 `kernels` (the C suite), and the private modules `_startup`, `_throughput`, `_crosscheck`, `_size`,
-`_sweep`, `_suite` behind the functions of the same names.
+`_sweep`, `_suite`, `_density` behind the functions of the same names.
 
 Everything heavy (pandas, numpy, plotly, engines) loads on first use: `import wasmlab.bench` is cheap.
 """
@@ -34,6 +34,8 @@ _EXPORTS = {
     "sweep": "_sweep",
     "SweepResult": "_sweep",
     "suite": "_suite",
+    "density": "_density",
+    "DensityResult": "_density",
     "SuiteResult": "_suite",
     "BenchResult": "results",
     "KERNELS": "kernels",
@@ -47,6 +49,7 @@ _EXPORTS = {
     "scaling_figure": "figures",
     "tiers_figure": "figures",
     "fuel_figure": "figures",
+    "density_figure": "figures",
 }
 
 __all__ = sorted(_EXPORTS)

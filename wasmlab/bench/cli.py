@@ -1,4 +1,4 @@
-"""`wasmlab bench startup|throughput|size|sweep|suite|crosscheck`: the benchmarks from the command line.
+"""`wasmlab bench startup|throughput|size|sweep|suite|crosscheck|density`: the benchmarks from the command line.
 
 Importing this module is cheap (argument definitions only): pandas, numpy and plotly load when a benchmark runs.
 """
@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-WHAT = ("startup", "throughput", "size", "sweep", "suite", "crosscheck")
+WHAT = ("startup", "throughput", "size", "sweep", "suite", "crosscheck", "density")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,6 +30,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--include", help="suite: parts to run (default: startup,throughput,crosscheck; also size,sweep)")
     p.add_argument("--kernel", default="mandel", help="crosscheck (and suite): the kernel to cross-check")
     p.add_argument(
+        "--counts", help="density: comma-separated numbers of copies kept at once (default 1,10,100; quick 1,10)"
+    )
+    p.add_argument(
         "--native-flags", default="", help="throughput/suite: extra gcc flags, e.g. --native-flags=-fno-tree-vectorize"
     )
     p.add_argument("--csv", metavar="OUT", help="write the samples as CSV (suite: other parts next to it)")
@@ -38,13 +41,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _counts(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        from ..errors import UsageError
+
+        raise UsageError(f"--counts takes comma-separated integers, not {text!r}") from None
+
+
 def _opt(value: str) -> str:
     return value if value.startswith("O") else f"O{value}"
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark the arguments name, print it (text or --json), write the requested files."""
-    from . import crosscheck, size_vs_speed, startup, suite, sweep, throughput
+    from . import crosscheck, density, size_vs_speed, startup, suite, sweep, throughput
 
     common: dict[str, Any] = {
         "samples": args.samples,
@@ -64,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         result = sweep(args.sweeps, runtimes=args.runtimes, kernels=args.kernels, opt=opt, **common)
     elif args.what == "crosscheck":
         result = crosscheck(args.kernel, opt=opt, **common)
+    elif args.what == "density":
+        result = density(args.runtimes, _counts(args.counts), **common)
     else:
         include = args.include or "startup,throughput,crosscheck"
         result = suite(
@@ -96,6 +112,7 @@ def report_text(result: Any) -> str:
     import pandas as pd
 
     from ._crosscheck import CrossCheckResult
+    from ._density import DensityResult
     from ._size import SizeResult
     from ._startup import StartupResult
     from ._suite import SuiteResult
@@ -146,6 +163,9 @@ def report_text(result: Any) -> str:
             out.append(show(f"== {name}: agreement {part.agreement * 100:.2f}%", part.summary))
         elif isinstance(part, SizeResult):
             out.append(show(f"== {name}", part.summary))
+        elif isinstance(part, DensityResult):
+            out.append(show(f"== {name}: one more copy, at the largest count (medians)", part.per_copy()))
+            out.append(show(f"== {name}: by number of copies", part.summary))
         elif isinstance(part, SweepResult):
             for title, df in (
                 ("fuel", part.fuel_summary()),

@@ -302,3 +302,30 @@ def fuel_figure(summary: Any) -> Any:
         yaxis_title="time ratio to a plain engine (x)",
         legend="engine config",
     )
+
+
+def density_figure(summary: Any) -> Any:
+    """Two panels, lines over the number of copies kept at once: memory per copy (KiB) and time to create one
+    copy and get its first answer (ms), both on log axes; each unit (runtime or native process) in its colour."""
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("memory per copy (KiB)", "create + first answer (ms)"))
+    for unit in dict.fromkeys(summary["unit"]):
+        rows = summary[summary["unit"] == unit].sort_values("count")
+        style = {"color": colour(unit), "dash": "dot" if unit == "native" else "solid"}
+        for col, column, unit_name in ((1, "memory_kib", "KiB"), (2, "create_ms", "ms")):
+            fig.add_scatter(
+                x=list(rows["count"]),
+                y=list(rows[column]),
+                name="native process" if unit == "native" else f"{unit} instance",
+                mode="lines+markers",
+                line=style,
+                legendgroup=unit,
+                showlegend=col == 1,
+                hovertemplate=f"{unit}, %{{x}} copies: %{{y:.3g}} {unit_name}<extra></extra>",
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(type="log", title_text="copies kept at once")
+    fig.update_yaxes(type="log")
+    return _layout(fig, "What one more isolated copy of a service costs (medians)", legend="copy")
