@@ -2,8 +2,8 @@
 permission error the guest itself sees) within its time limit, the kernel stays alive and small, and the next
 call on the same runtime works. The promises are written down in SECURITY.md.
 
-The per-backend files (test_runtime_*.py) test each engine's limits in depth; this file is the matrix: one
-threat, every runtime, one promise.
+test_conformance.py tests the engines' limits in depth (and test_runtime_*.py what only one engine does);
+this file is the matrix: one threat, every runtime, one promise.
 """
 
 from __future__ import annotations
