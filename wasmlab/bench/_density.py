@@ -17,8 +17,9 @@ For N copies (`counts`) at a time, each sample measures
     create_ms      wall time to create one copy and get its first answer (median over the N)
 
 and `host_mib`: the resident memory of the host before any copy (the engine and, for wasmtime, this Python
-process; a process per copy needs no host). wasmtime instances here carry a Python wrapper each; a host written
-in Rust would spend less.
+process; a process per copy needs no host). Each sample runs on a new engine object (a new worker process), so
+memory an earlier sample freed, which a process keeps resident, cannot hide growth. wasmtime instances here
+carry a Python wrapper each; a host written in Rust would spend less.
 """
 
 from __future__ import annotations
@@ -159,7 +160,18 @@ def _host_pid(engine: Any) -> int:
     return proc.pid if proc is not None else os.getpid()
 
 
-def _wasm_sample(engine: Any, module: Any, count: int) -> dict[str, Any]:
+def _wasm_sample(shared: Any, module: Any, count: int) -> dict[str, Any]:
+    """One sample on a new engine object of the same kind (a new worker process for worker engines), closed
+    after: memory freed by an earlier sample stays resident in a process and would hide the next one's growth,
+    and the caller's own instances on `shared` are never touched."""
+    engine = type(shared)(shared.variant)
+    try:
+        return _measure_instances(engine, module, count)
+    finally:
+        engine.close()
+
+
+def _measure_instances(engine: Any, module: Any, count: int) -> dict[str, Any]:
     from ..runtimes import RunOptions
     from ..runtimes.worker import rss_bytes
 
