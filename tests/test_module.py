@@ -105,6 +105,16 @@ def test_size_report() -> None:
     assert report["gzip"] < report["raw"] and report["brotli"] < report["raw"]
     if report["wasm_opt_oz"] is not None:
         assert report["wasm_opt_oz"] < report["raw"]
+    assert module.size_report(brotli_quality=1)["brotli"] > report["brotli"]  # quality 11 below 4 MiB
+    with pytest.raises(UsageError, match="brotli_quality=12 is out of range"):
+        module.size_report(brotli_quality=12)
+
+
+def test_size_report_of_a_big_module_uses_a_faster_brotli(monkeypatch: pytest.MonkeyPatch) -> None:
+    need_toolchain("c")
+    module = wasmlab.compile("int f(int x) { return x * 3; }", "c")
+    monkeypatch.setattr(wasmlab.module, "BROTLI_MAX_SIZE", module.size - 1)  # this module counts as big
+    assert module.size_report()["brotli"] == module.size_report(brotli_quality=9)["brotli"]
 
 
 def test_component_is_recognised_with_its_wit() -> None:

@@ -298,12 +298,14 @@ python = wasmlab.compile(PYTHON, "python", kind="command", name="primes-python")
 print(python.kind, "|", python.run("wasmtime:winch").output, end="")
 
 # %% [markdown]
-# (componentize-py does not produce byte-identical builds, so its size varies slightly between builds. We skip
-# `size_report()` here: brotli at its highest quality needs more than a minute for 19 MB.)
+# (componentize-py does not produce byte-identical builds, so its size varies slightly between builds. Above
+# 4 MiB `size_report()` compresses with brotli quality 9: quality 11 would take over a minute on 19 MB.)
 
 # %% tags=["nbval-ignore-output"]
 print(f"Python component: {python.size / 1e6:.1f} MB; {python.size / default['c'].size:,.0f}x the C build, "
       f"{python.size / default['go'].size:.1f}x the Go build")
+over_the_wire = python.size_report()
+print(f"over the wire: gzip {over_the_wire['gzip'] / 1e6:.1f} MB, brotli {over_the_wire['brotli'] / 1e6:.1f} MB")
 
 # %% [markdown]
 # So "10-50 MB" describes applications that carry an interpreter or a big framework (CPython, a JavaScript
