@@ -142,13 +142,9 @@ def native_service() -> Path:
 
 def pss_bytes(pid: int) -> int:
     """Proportional set size of a process (its private pages plus its share of shared ones), 0 when gone."""
-    try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+    from ..runtimes.worker import proc_bytes
+
+    return proc_bytes(pid, "smaps_rollup", "Pss")
 
 
 def _host_pid(engine: Any) -> int:
