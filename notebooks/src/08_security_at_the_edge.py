@@ -24,10 +24,11 @@ from pathlib import Path
 import pandas as pd
 
 import wasmlab
-from wasmlab.runtimes import get_runtime
+from wasmlab.runtimes import available_runtimes, get_runtime
 
 DATA = Path("data")  # C sources next to this notebook
-ENGINES = ["wasmtime", "node", "wasm3", "wasmer"]  # every engine here that calls exports and shares memory
+# every engine that calls exports and shares memory, of those this machine has (a missing one gets a note)
+ENGINES = available_runtimes(["wasmtime", "node", "wasm3", "wasmer"])
 pd.set_option("display.max_colwidth", 64)
 
 # %% [markdown]
@@ -273,7 +274,7 @@ def accesses(output):
 
 attempts = ["r:/etc/passwd", "r:/proc/self/environ", "w:/pwned.txt", "l:/"]
 no_grants = {}
-for runtime in ["wasmtime", "node", "wasmer", "wasm3", "wasmer-sdk"]:
+for runtime in available_runtimes(["wasmtime", "node", "wasmer", "wasm3", "wasmer-sdk"], note=False):
     no_grants[runtime] = accesses(probe.run(runtime, argv=attempts).output)
 pd.DataFrame(no_grants)
 
@@ -303,7 +304,7 @@ granted = [
     "r:/etc/passwd",
 ]
 with_grants, written = {}, {}
-for runtime in ["wasmtime", "node", "wasmer"]:
+for runtime in available_runtimes(["wasmtime", "node", "wasmer"], note=False):
     with tempfile.TemporaryDirectory() as host_dir:
         Path(host_dir, "rules.txt").write_text("rule 6 sql-injection: on\n")
         result = probe.run(runtime, argv=granted, env={"EDGE_REGION": "eu-west-1"}, dirs={"/data": host_dir})

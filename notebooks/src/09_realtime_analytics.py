@@ -17,9 +17,10 @@ import numpy as np
 import pandas as pd
 
 import wasmlab
+from wasmlab.runtimes import available_runtimes
 
 DATA = Path("data")  # sources next to this notebook
-ENGINES = ["wasmtime", "node", "wasm3", "wasmer"]
+ENGINES = available_runtimes(["wasmtime", "node", "wasm3", "wasmer"])  # a missing one gets a note
 
 # %% [markdown]
 # ## The stream

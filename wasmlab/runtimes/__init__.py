@@ -10,7 +10,9 @@ from __future__ import annotations
 import atexit
 import importlib
 import os
+import sys
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,6 +40,7 @@ __all__ = [
     "RunResult",
     "Runtime",
     "RuntimeStatus",
+    "available_runtimes",
     "default_runtimes",
     "get_runtime",
     "list_runtimes",
@@ -124,6 +127,22 @@ def list_runtimes() -> list[RuntimeStatus]:
             )
         )
     return rows
+
+
+def available_runtimes(specs: Iterable[str], *, note: bool = True) -> list[str]:
+    """The runtimes of `specs` ("name" or "name:variant") that run here, in order. For each one that does not,
+    a one-line note on stderr says why and how to fix it (unless `note=False`): a tutorial written for every
+    engine runs on what this machine has."""
+    found = []
+    for spec in specs:
+        try:
+            get_runtime(spec)
+        except RuntimeUnavailable as exc:
+            if note:
+                print(f"note: skipping {spec}: {exc}", file=sys.stderr)
+            continue
+        found.append(spec)
+    return found
 
 
 def default_runtimes() -> list[str]:
