@@ -174,6 +174,20 @@ def test_a_wasi_module_without_an_exported_memory(memory: str) -> None:
             assert "memory" in str(exc).lower(), (runtime, exc)
 
 
+def test_a_shared_memory_gets_a_clear_answer_from_every_engine() -> None:
+    """Found by the mutation fuzz: a module with a shared memory (threads proposal). wasmtime raised a generic
+    error when instantiating it; now every engine runs it or refuses it in one clear line."""
+    module = wasmlab.compile('(module (memory 1 2 shared) (func (export "f") (result i32) (i32.const 7)))', "wat")
+    assert module.memories[0].limits.shared
+    for runtime in EXPORTS:
+        try:
+            assert module.run(runtime, "f").result == 7, runtime
+        except RuntimeUnavailable as exc:
+            assert "shared memory (the threads proposal)" in str(exc) and "fix:" in str(exc), exc
+        except InvalidModule as exc:
+            assert "threads must be enabled for shared memories" in str(exc), exc
+
+
 # ------------------------------------------------------------------------------------------ mutation fuzz
 
 CASES = 5000

@@ -1038,6 +1038,12 @@ class WasmtimeRuntime(Runtime):
             outside = re.search(r"pointer (out of bounds|overflow)", message, re.IGNORECASE)
             code = "out of bounds memory access" if outside else "trap"
             return Trap(code, frames, f"wasm trap on {self.label}: {code}{where} (WASI refused an argument: {cause})")
+        if not is_trap and "shared memory support is disabled" in message:
+            return RuntimeUnavailable(
+                self.label,
+                f"{module.name} declares a shared memory (the threads proposal), which wasmlab does not enable here",
+                "drop `shared` from the memory, or run it on node",
+            )
         if not is_trap:
             return WasmlabError(f"{self.label}: {what} failed: {cause}")
         if state.max_memory and code != "stack overflow":
