@@ -86,7 +86,10 @@ def test_capabilities_and_refusals() -> None:
         runtime.run(module, RunOptions(invoke="fib", args=(1,), imports={"env": {"f": print}}))
     with pytest.raises(UsageError, match="preopened"):
         runtime.run(module, RunOptions(dirs={"/data": "."}))
-    with pytest.raises(RuntimeUnavailable, match="kept instances"):
+    assert {"instances", "memory"} <= runtime.capabilities  # kept instances live in the page's worker
+    with pytest.raises(RuntimeUnavailable, match="host functions"):
+        runtime.instantiate(module, RunOptions(imports={"env": {"f": print}}))
+    with pytest.raises(RuntimeUnavailable, match="no JupyterLab frontend connected"):
         runtime.instantiate(module, RunOptions())
 
 

@@ -105,6 +105,29 @@ CELLS = [
         'from wasmlab.notebook import MemoryViewer\nviewer = MemoryViewer(demo.instantiate("wasmtime"))\nviewer'
     ),
     new_code_cell('viewer.call("store", 16, 0x44434241)\nprint("stored; changed:", viewer.changed)'),
+    new_code_cell(
+        "from wasmlab.errors import InstanceLost, LimitExceeded, Trap\n"
+        'kept, same = demo.instantiate("browser", timeout=2), demo.instantiate("wasmtime")\n'
+        "for inst in (kept, same):\n"
+        "    inst.call(\"store\", 16, 0x44434241)\n"
+        "    inst.write_memory(32, b\"hello\")\n"
+        "b = (kept.read_memory(16, 4), kept.read_memory(32, 5), kept.memory_size(), kept.call(\"fib\", 20))\n"
+        "w = (same.read_memory(16, 4), same.read_memory(32, 5), same.memory_size(), same.call(\"fib\", 20))\n"
+        'print(f"kept: browser={b!r} wasmtime={w!r} same={b == w}")\n'
+        "try:\n"
+        "    kept.call(\"boom\")\n"
+        "except Trap as error:\n"
+        '    print(f"kept trap: {error.code}; still usable: fib(12) = {kept.call(\'fib\', 12)}")\n'
+        "try:\n"
+        "    kept.call(\"spin\")\n"
+        "except LimitExceeded as error:\n"
+        '    print(f"kept time limit: {error.limit}")\n'
+        "try:\n"
+        "    kept.call(\"fib\", 5)\n"
+        "except InstanceLost as error:\n"
+        '    print(f"kept after the limit: {type(error).__name__}")\n'
+        'print("kept fresh:", demo.instantiate("browser").call("fib", 15))'
+    ),
     new_code_cell('print("ALL CELLS DONE")'),
 ]
 

@@ -3,7 +3,7 @@
 Cells of `notebooks/wasmlab_ui.ipynb` (see `make_fixture.py`), by index:
   1 setup   2 %%wasm wat demo   3 fib on browser and wasmtime   4 value types   5 traps   6 time limit
   7 %%wasm wat hello --run browser   8 hello on both   9 %wasm_compare (table + plotly)   10 MemoryViewer
-  11 viewer.call(...)   12 "ALL CELLS DONE"
+  11 viewer.call(...)   12 kept instances in the browser   13 "ALL CELLS DONE"
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 NOTEBOOK = "wasmlab_ui.ipynb"
 RUN_ALL_TIMEOUT_MS = 90_000
-DEMO, FIB, VALUES, TRAPS, LIMIT, HELLO, HELLO_BOTH, COMPARE, VIEWER, VIEWER_CALL = range(2, 12)
+DEMO, FIB, VALUES, TRAPS, LIMIT, HELLO, HELLO_BOTH, COMPARE, VIEWER, VIEWER_CALL, KEPT = range(2, 13)
 DEMO_EXPORTS = 10  # memory, counter, fib, fact64, hyp, half, store, boom, div, spin
 
 
@@ -179,6 +179,17 @@ def test_browser_runtime_matches_wasmtime(lab) -> None:
 
     wasi = output_text(lab, HELLO_BOTH)
     assert "browser='hello from wasi\\n' exit 3" in wasi and "same=True" in wasi, wasi
+
+
+def test_browser_keeps_instances_like_wasmtime(lab) -> None:
+    """A kept instance in the page's worker: memory written and read, calls, a trap it survives, a time limit
+    that restarts the worker and loses the instance, and a fresh instance after that."""
+    text = output_text(lab, KEPT)
+    both = "(b'ABCD', b'hello', 65536, 6765)"
+    assert f"kept: browser={both} wasmtime={both} same=True" in text, text
+    assert "kept trap: unreachable; still usable: fib(12) = 144" in text, text
+    assert "kept time limit: time" in text and "kept after the limit: InstanceLost" in text, text
+    assert "kept fresh: 610" in text, text
 
 
 def test_run_view_renders(lab, screenshots: Path) -> None:

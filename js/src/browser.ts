@@ -10,6 +10,8 @@
  *   {op: "run", id, client, sha, wasm?, invoke, args, argv, env, stdin, timeout_ms, max_output}
  *                                        ───────────►   worker: compile, instantiate, call (timed inside)
  *                                        ◄───────────   {id, result | trap | exit_code, stdout, stderr, timings}
+ *   {op: "instantiate" | "call" | "read" | "write" | "memory_size" | "close", id, client, handle, ...}
+ *                                        ───────────►   kept instances in the same worker (see worker.ts)
  *   {op: "cancel", id, client}           ───────────►   terminate the worker
  *
  * The kernel waits for the answer while the cell that asked is still running, so the answer must not queue
@@ -222,6 +224,12 @@ export class BrowserRuntimeComm {
         this._engine.cancel(id);
         return;
       case 'run':
+      case 'instantiate':
+      case 'call':
+      case 'read':
+      case 'write':
+      case 'memory_size':
+      case 'close':
       case 'kv_clear': {
         const timeout = typeof data.timeout_ms === 'number' ? data.timeout_ms : null;
         // Not awaited: the kernel's next messages (cancel) must get through while a guest runs.

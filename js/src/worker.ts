@@ -11,6 +11,11 @@
  *   {op: "run", id, sha, wasm?(base64), invoke|null, args, argv, env, stdin(base64), max_output}
  *     -> {id, result, stdout, stderr, exit_code, timings, compile_ms} or {id, trap, frames, ...}
  *        or {id, error, kind}   (kind: "need_module", "compile", "link", "usage", "internal")
+ *   {op: "instantiate", id, sha, wasm?, argv, env, stdin, max_output} -> {id, handle, exports, timings, ...}
+ *   {op: "call", id, handle, name, args} -> like "run"; {op: "read", handle, address, length} -> {data};
+ *   {op: "write", handle, address, data} -> {ok}; {op: "memory_size", handle} -> {size}; {op: "close", handle}
+ *   (a handle this worker does not hold -> {error, kind: "lost"}: the worker was restarted since);
+ *   any request may carry "release": handles the kernel dropped without closing them
  *   {op: "kv_clear"} -> {id, ok}
  * Values: i32/f32/f64 as numbers; i64 as decimal strings (BigInt here); NaN, infinities and -0 as
  * {"f": "nan"|"inf"|"-inf"|"-0"}. Timings are milliseconds from `performance.now()` inside the worker.
@@ -21,6 +26,9 @@ export function workerMain(): void {
   const modules = new Map<string, { module: WebAssembly.Module; compileMs: number; fresh: boolean }>();
   const MAX_MODULES = 16;
   const kv = new Map<string, Uint8Array>();
+  const kept = new Map<number, { instance: WebAssembly.Instance; ctx: any }>();
+  // Handles never repeat across worker restarts: a lost instance's handle must not name a new one.
+  let nextHandle = Math.floor(Math.random() * 2 ** 40) * 1024 + 1;
   const ERRNO = { SUCCESS: 0, BADF: 8, INVAL: 28, NOSYS: 52, SPIPE: 70 };
   const WASI_MODULES = ['wasi_snapshot_preview1', 'wasi_unstable'];
   const encoder = new TextEncoder();
@@ -389,9 +397,10 @@ export function workerMain(): void {
     return answer;
   }
 
-  async function run(req: any): Promise<any> {
+  // Compile (or reuse) the request's module and instantiate it with fresh WASI / host contexts. `instance` is
+  // null when instantiating already ended the request (a trap or an exit): `answer` is then complete.
+  async function start(req: any, command: boolean): Promise<any> {
     const entry = await load(req);
-    const command = req.invoke === null || req.invoke === undefined;
     const cap = req.max_output ?? 1 << 20;
     const ctx: any = {
       stdout: new Output(cap),
@@ -400,7 +409,7 @@ export function workerMain(): void {
       memory: null,
       compileMs: entry.compileMs
     };
-    // As wasmtime: "compile" is what this run spent compiling (0 when the compiled module was cached).
+    // As wasmtime: "compile" is what this request spent compiling (0 when the compiled module was cached).
     const answer: any = { timings: { compile: entry.fresh ? entry.compileMs : 0 } };
     entry.fresh = false;
     const importObject: any = {};
@@ -412,14 +421,15 @@ export function workerMain(): void {
         importObject[name] = builtinHost(ctx);
       }
     }
-    let t0 = performance.now();
-    let instance: WebAssembly.Instance;
+    const t0 = performance.now();
     try {
-      instance = (await WebAssembly.instantiate(entry.module, importObject)) as unknown as WebAssembly.Instance;
+      const instance = (await WebAssembly.instantiate(entry.module, importObject)) as unknown as WebAssembly.Instance;
       ctx.memory = firstMemory(instance);
       if (!command && typeof instance.exports._initialize === 'function') {
         (instance.exports._initialize as any)();
       }
+      answer.timings.instantiate = performance.now() - t0;
+      return { instance, ctx, answer, entry };
     } catch (err: any) {
       answer.timings.instantiate = performance.now() - t0;
       if (err instanceof WebAssembly.LinkError) {
@@ -427,13 +437,15 @@ export function workerMain(): void {
       }
       if (err instanceof Exit) {
         answer.exit_code = err.code;
-        return finish(ctx, answer);
+        return { instance: null, answer: finish(ctx, answer) };
       }
-      return finish(ctx, Object.assign(answer, trapAnswer(err)));
+      return { instance: null, answer: finish(ctx, Object.assign(answer, trapAnswer(err))) };
     }
-    answer.timings.instantiate = performance.now() - t0;
+  }
+
+  // Call export `name` (a command's `_start`) of an instance: the answer, with its output and timing.
+  function invoke(instance: WebAssembly.Instance, ctx: any, name: string, args: any[], command: boolean, answer: any) {
     const key = command ? 'run' : 'call';
-    const name = command ? '_start' : req.invoke;
     const fn: any = instance.exports[name];
     if (typeof fn !== 'function') {
       const names = Object.keys(instance.exports).filter(n => typeof instance.exports[n] === 'function');
@@ -442,8 +454,8 @@ export function workerMain(): void {
       }
       throw new Failure(`no exported function ${JSON.stringify(name)}: exports ${names.join(', ') || 'none'}`, 'usage');
     }
-    const values = (req.args || []).map(decodeValue);
-    t0 = performance.now();
+    const values = (args || []).map(decodeValue);
+    const t0 = performance.now();
     try {
       const result = fn(...values);
       answer.timings[key] = performance.now() - t0;
@@ -463,14 +475,79 @@ export function workerMain(): void {
     return finish(ctx, answer);
   }
 
+  async function run(req: any): Promise<any> {
+    const command = req.invoke === null || req.invoke === undefined;
+    const started = await start(req, command);
+    if (!started.instance) {
+      return started.answer;
+    }
+    return invoke(started.instance, started.ctx, command ? '_start' : req.invoke, req.args, command, started.answer);
+  }
+
+  // Kept instances: instantiate once, then call and read or write memory many times, by handle.
+  async function instantiate(req: any): Promise<any> {
+    const started = await start(req, false);
+    if (!started.instance) {
+      return started.answer;
+    }
+    const handle = nextHandle++;
+    kept.set(handle, { instance: started.instance, ctx: started.ctx });
+    started.answer.handle = handle;
+    started.answer.exports = WebAssembly.Module.exports(started.entry.module);
+    return finish(started.ctx, started.answer);
+  }
+
+  function keptInstance(req: any): any {
+    const entry = kept.get(req.handle);
+    if (!entry) {
+      throw new Failure(`instance ${req.handle} is not in this page's worker (it was restarted)`, 'lost');
+    }
+    return entry;
+  }
+
+  function memoryRange(ctx: any, address: number, length: number): Uint8Array {
+    const memory = ctx.memory;
+    if (!memory) {
+      throw new Failure('the instance has no memory', 'usage');
+    }
+    const size = memory.buffer.byteLength;
+    if (address < 0 || length < 0 || address + length > size) {
+      throw new Failure(`bytes ${address}..${address + length} are outside memory (${size} bytes)`, 'usage');
+    }
+    return new Uint8Array(memory.buffer, address, length);
+  }
+
   async function handle(req: any): Promise<any> {
     try {
-      if (req.op === 'run') {
-        return await run(req);
+      for (const released of req.release || []) {
+        kept.delete(released); // instances the kernel dropped without closing them
       }
-      if (req.op === 'kv_clear') {
-        kv.clear();
-        return { ok: true };
+      switch (req.op) {
+        case 'run':
+          return await run(req);
+        case 'instantiate':
+          return await instantiate(req);
+        case 'call': {
+          const entry = keptInstance(req);
+          return invoke(entry.instance, entry.ctx, req.name, req.args, false, { timings: {} });
+        }
+        case 'memory_size': {
+          const memory = keptInstance(req).ctx.memory;
+          return { size: memory ? memory.buffer.byteLength : 0 };
+        }
+        case 'read':
+          return { data: toBase64(memoryRange(keptInstance(req).ctx, req.address, req.length)) };
+        case 'write': {
+          const data = fromBase64(req.data);
+          memoryRange(keptInstance(req).ctx, req.address, data.length).set(data);
+          return { ok: true };
+        }
+        case 'close':
+          kept.delete(req.handle);
+          return { ok: true };
+        case 'kv_clear':
+          kv.clear();
+          return { ok: true };
       }
       return { error: `unknown op ${JSON.stringify(req.op)}`, kind: 'internal' };
     } catch (err: any) {
@@ -479,6 +556,9 @@ export function workerMain(): void {
       }
       if (err instanceof Exit) {
         return { error: 'the guest exited while instantiating', kind: 'exit', exit_code: err.code };
+      }
+      if (isTrap(err)) {
+        return trapAnswer(err);
       }
       return { error: `${err && err.name ? err.name + ': ' : ''}${err && err.message ? err.message : err}`, kind: 'internal' };
     }

@@ -8,6 +8,9 @@
       {op: "run", id, client, sha, wasm?, invoke, args, argv, env, stdin, timeout_ms, max_output}
                                            ──────────►   a Web Worker compiles, instantiates and calls,
                                            ◄──────────   {id, result | trap | exit_code, stdout, timings}
+      {op: "instantiate", ... like run}    ──────────►   an instance kept in that worker: {id, handle, exports}
+      {op: "call" | "read" | "write" | "memory_size" | "close", id, client, handle, ...}
+                                           ──────────►   on the kept instance; "lost" once the worker restarted
       {op: "cancel", id, client}           ──────────►   (Ctrl-C / kernel interrupt) terminates the worker
 
 Waiting without deadlock. `module.run("browser", ...)` runs inside a cell, on the kernel's main thread, and
@@ -292,15 +295,20 @@ class BrowserBridge:
                 if timeout is not None
                 else "the JupyterLab page did not answer"
             )
+        if pending.answer.get("kind") in ("limit:time", "cancelled", "lost"):
+            client.shas.clear()  # the page's worker was restarted: its compiled modules (and instances) are gone
         return pending.answer
 
-    def run(self, message: dict[str, Any], wasm: bytes, sha256: str, timeout: float | None) -> dict[str, Any]:
-        """One run request; the module's bytes go along unless this page already has them (by sha256)."""
+    def run(
+        self, message: dict[str, Any], wasm: bytes, sha256: str, timeout: float | None, op: str = "run"
+    ) -> dict[str, Any]:
+        """A request that needs a module ("run", "instantiate"); its bytes go along unless this page already has
+        them (by sha256)."""
         import base64
 
         client = self.client()
         wait = None if timeout is None else timeout + REPLY_GRACE
-        body = {**message, "op": "run", "sha": sha256}
+        body = {**message, "op": op, "sha": sha256}
         if timeout is not None:
             body["timeout_ms"] = timeout * 1000.0
         first = sha256 not in client.shas
@@ -310,10 +318,8 @@ class BrowserBridge:
         if answer.get("kind") == "need_module" and not first:  # the page restarted its worker: send it again
             body["wasm"] = base64.b64encode(wasm).decode()
             answer = self.request(body, wait, client)
-        if answer.get("kind") not in ("need_module", "compile"):
+        if answer.get("kind") not in ("need_module", "compile", "limit:time", "cancelled", "lost"):
             client.shas.add(sha256)
-        if answer.get("kind") in ("limit:time", "cancelled", "lost"):
-            client.shas.clear()  # the page's worker was restarted: its compiled modules are gone
         return answer
 
     def close(self) -> None:

@@ -17,21 +17,37 @@ WASI preview 1 commands with argv, environ, stdin, stdout/stderr, clocks, random
 preopened directories: other WASI functions answer ENOSYS); the built-in `wasmlab` host module; a wall-clock
 `timeout` (the page terminates the worker); traps with their code and Wasm backtrace.
 
-Not here: fuel, kept instances and memory access, Python host functions, components, preopened
-directories, `max_memory` (accepted and ignored: the browser caps memory itself).
+Kept instances (`module.instantiate("browser")`) live in the same worker, by handle: call them many times, read
+and write their memory. A time limit or Ctrl-C restarts the worker, and its instances are then lost
+(`InstanceLost`), as on the other worker engines.
+
+Not here: fuel, Python host functions, components, preopened directories, `max_memory` (accepted and ignored:
+the browser caps memory itself).
 """
 
 from __future__ import annotations
 
+import contextlib
+import weakref
 from typing import Any
 
-from ..errors import ExitTrap, InvalidModule, RuntimeUnavailable, UsageError, WasmlabError
+from ..errors import (
+    ExitTrap,
+    InstanceLost,
+    InvalidModule,
+    LimitExceeded,
+    RuntimeUnavailable,
+    Trap,
+    UsageError,
+    WasmlabError,
+)
 from ..module import Module
-from .base import BUILTIN_HOST_MODULE, RunOptions, RunResult, Runtime
+from .base import BUILTIN_HOST_MODULE, Instance, RunOptions, RunResult, Runtime
+from .kept import CONTROL_TIMEOUT
 from .node import WASI_MODULES, decode_results, encode_args, frame_names, trap_code
 from .worker import b64, unb64
 
-__all__ = ["BrowserRuntime"]
+__all__ = ["BrowserInstance", "BrowserRuntime"]
 
 
 class BrowserRuntime(Runtime):
@@ -42,7 +58,11 @@ class BrowserRuntime(Runtime):
         "open this notebook in JupyterLab with the wasmlab-jupyterlab extension (`jupyter labextension list` "
         "shows it enabled OK)"
     )
-    capabilities = frozenset({"exports", "wasi", "timeout", "builtin_host"})
+    capabilities = frozenset({"exports", "wasi", "timeout", "builtin_host", "instances", "memory"})
+
+    def __init__(self, variant: str | None = None) -> None:
+        super().__init__(variant)
+        self._garbage: list[int] = []  # handles of instances dropped without close(), released with the next request
 
     @staticmethod
     def _bridge() -> Any:
@@ -149,5 +169,116 @@ class BrowserRuntime(Runtime):
             raise RuntimeUnavailable(self.label, f"the page stopped the run ({message})", self.install)
         raise WasmlabError(f"{self.label}: {message}")
 
-    def instantiate(self, module: Module, options: RunOptions) -> Any:
-        self.require("instances", "kept instances (call many times, read memory)")
+    def instantiate(self, module: Module, options: RunOptions) -> BrowserInstance:
+        """An instance kept in the page's worker (a reactor's `_initialize` has run)."""
+        from ..notebook.browser_comm import BrowserUnavailable
+
+        self._check(module, options)
+        message = {
+            "argv": [module.name, *options.argv],
+            "env": dict(options.env),
+            "stdin": b64(options.stdin),
+            "max_output": options.max_output,
+            "release": self._take_garbage(),
+        }
+        try:
+            answer = self._bridge().run(message, module.bytes, module.sha256, options.timeout, op="instantiate")
+        except BrowserUnavailable as exc:
+            raise RuntimeUnavailable(self.label, exc.reason, self.install) from None
+        if answer.get("kind") == "exit":
+            raise ExitTrap(int(answer.get("exit_code") or 1))
+        if answer.get("kind") == "limit:time":
+            raise LimitExceeded("time", f"{self.label}: instantiating {module.name}: {answer.get('error')}")
+        if "error" in answer:
+            self._fail(answer)
+        if "trap" in answer:
+            code = trap_code(str(answer["trap"]))
+            frames = frame_names(module, answer.get("frames") or [])
+            raise Trap(code, frames, f"wasm trap on {self.label}: {code} (instantiating {module.name})")
+        return BrowserInstance(self, module, options, answer)
+
+    def _take_garbage(self) -> list[int]:
+        garbage, self._garbage[:] = self._garbage[:], []
+        return garbage
+
+
+class BrowserInstance(Instance):
+    """An instance kept in the page's worker under a handle. `stdout`/`stderr` collect the guest's output
+    (capped at max_output); `timings` holds the instantiation's, `last_timings` the last call's milliseconds."""
+
+    def __init__(self, runtime: BrowserRuntime, module: Module, options: RunOptions, answer: dict[str, Any]) -> None:
+        self.runtime = runtime.label
+        self._runtime, self.module, self.options = runtime, module, options
+        self.handle: int = answer["handle"]
+        self._exports = [e["name"] for e in answer.get("exports", [])]
+        self.timings = {k: float(v) for k, v in (answer.get("timings") or {}).items()}
+        self.last_timings: dict[str, float] = {}
+        self.stdout, self.stderr = unb64(answer.get("stdout")), unb64(answer.get("stderr"))
+        self._closed = False
+        self._lost: str | None = None
+        self._finalizer = weakref.finalize(self, runtime._garbage.append, self.handle)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "lost" if self._lost else "live"
+        return f"<BrowserInstance {self.module.name!r} on {self.runtime} handle={self.handle} {state}>"
+
+    def _request(self, message: dict[str, Any], timeout: float | None = CONTROL_TIMEOUT) -> dict[str, Any]:
+        if self._closed:
+            raise UsageError(f"instance of {self.module.name} on {self.runtime} is closed")
+        if self._lost:
+            raise InstanceLost(self._lost)
+        from ..notebook.browser_comm import REPLY_GRACE
+
+        body = {**message, "handle": self.handle, "release": self._runtime._take_garbage()}
+        if timeout is not None:
+            body["timeout_ms"] = timeout * 1000.0
+        answer = self._runtime._request(body, None if timeout is None else timeout + REPLY_GRACE)
+        room = self.options.max_output
+        self.stdout = (self.stdout + unb64(answer.get("stdout")))[:room]
+        self.stderr = (self.stderr + unb64(answer.get("stderr")))[:room]
+        kind = answer.get("kind")
+        if kind in ("limit:time", "cancelled", "lost"):  # the page restarted its worker: the instance is gone
+            self._lost = f"instance lost: the page's worker was restarted ({answer.get('error')}); instantiate again"
+            self._finalizer.detach()
+            if kind == "limit:time":
+                where = f"{self.module.name}.{message.get('name')}"
+                raise LimitExceeded("time", f"{self.runtime}: {where}: {answer['error']}; raise timeout= (seconds)")
+            raise InstanceLost(self._lost)
+        if "error" in answer:
+            self._runtime._fail(answer)
+        if "trap" in answer:
+            code = trap_code(str(answer["trap"]))
+            frames = frame_names(self.module, answer.get("frames") or [])
+            where = f" in {frames[0]}" if frames else ""
+            raise Trap(code, frames, f"wasm trap on {self.runtime}: {code}{where}")
+        return answer
+
+    def call(self, name: str, *args: Any) -> Any:
+        values, results = encode_args(self.module, name, args)
+        answer = self._request({"op": "call", "name": name, "args": values}, self.options.timeout)
+        self.last_timings = {k: float(v) for k, v in (answer.get("timings") or {}).items()}
+        exit_code = answer.get("exit_code")
+        if exit_code:
+            raise ExitTrap(int(exit_code))
+        return None if exit_code is not None else decode_results(answer.get("result"), results)
+
+    def export_names(self) -> list[str]:
+        return list(self._exports)
+
+    def memory_size(self, memory: str | None = None) -> int:
+        return int(self._request({"op": "memory_size"})["size"])
+
+    def read_memory(self, address: int, length: int, memory: str | None = None) -> bytes:
+        return unb64(self._request({"op": "read", "address": address, "length": length})["data"])
+
+    def write_memory(self, address: int, data: bytes, memory: str | None = None) -> None:
+        self._request({"op": "write", "address": address, "data": b64(bytes(data))})
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._finalizer.detach()
+        if not self._lost:
+            with contextlib.suppress(WasmlabError):
+                self._request({"op": "close"})
