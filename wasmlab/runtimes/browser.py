@@ -43,9 +43,9 @@ from ..errors import (
 )
 from ..module import Module
 from .base import BUILTIN_HOST_MODULE, Instance, RunOptions, RunResult, Runtime
-from .kept import CONTROL_TIMEOUT
 from .node import WASI_MODULES, decode_results, encode_args, frame_names, trap_code
 from .worker import b64, unb64
+from .worker_runtime import CONTROL_TIMEOUT
 
 __all__ = ["BrowserInstance", "BrowserRuntime"]
 

@@ -37,14 +37,11 @@ import os
 import re
 import shutil
 import subprocess
-import threading
-import time
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 from ..errors import (
-    EngineCrashed,
     ExitTrap,
     InstanceLost,
     InvalidModule,
@@ -59,13 +56,12 @@ from .base import (
     BUILTIN_HOST_MODULE,
     RunOptions,
     RunResult,
-    Runtime,
     coerce_args,
     confined_directory,
     normalize_trap,
 )
-from .kept import CONTROL_TIMEOUT, WorkerInstance, WorkerKeyValue
-from .worker import Worker, b64, rss_bytes, unb64
+from .worker import Worker, b64, unb64
+from .worker_runtime import CONTROL_TIMEOUT, WorkerInstance, WorkerRuntime
 
 WORKER_SCRIPT = Path(__file__).parent / "workers" / "node_worker.mjs"
 MIN_NODE_MAJOR = 18  # node:wasi with returnOnExit and fd options
@@ -80,7 +76,6 @@ FLAGS: dict[str, tuple[str, ...]] = {
 # Resident memory the worker may use besides the guest's linear memory: node idles at ~45 MiB; compiled code
 # and V8's heap for large modules (Go: ~2 MB of Wasm) add tens of MiB.
 NODE_BASELINE_RSS = 128 << 20
-RSS_REFRESH_S = 1.0
 PAGE = 65536
 WASI_MODULES = ("wasi_snapshot_preview1", "wasi_unstable")
 # V8 trap messages that base.TRAP_CODES does not know (lower case -> canonical code).
@@ -258,7 +253,7 @@ def cap_memories(module: Module, max_pages: int) -> bytes | None:
 # ------------------------------------------------------------------------------------------ runtime
 
 
-class NodeRuntime(WorkerKeyValue, Runtime):
+class NodeRuntime(WorkerRuntime):
     """V8 (node) through a JSON-lines worker process; `variant` picks the compiler tiers."""
 
     name = "node"
@@ -266,13 +261,10 @@ class NodeRuntime(WorkerKeyValue, Runtime):
     install = "apt-get install nodejs"
     capabilities = frozenset({"exports", "wasi", "memory", "instances", "timeout", "max_memory", "builtin_host"})
 
+    rss_allowance = 32 << 20
+
     def __init__(self, variant: str | None = None) -> None:
         super().__init__(variant)
-        self._worker: Worker | None = None
-        self._lock = threading.Lock()
-        self._garbage: list[tuple[Any, int]] = []  # (worker process, handle) of instances dropped unclosed
-        self._stopped_because = "it stopped"  # why the worker was last stopped, for lost-instance messages
-        self._rss_seen: tuple[Any, float, int] = (None, 0.0, 0)  # (worker process, when, resident bytes)
         self._capped: dict[tuple[str, int], Module] = {}  # (sha256, max pages) -> the module with lowered maxima
         self._shifts: dict[str, tuple[int, int]] = {}  # capped module's sha256 -> (where its bytes shift, by how much)
         self.compiled_ms: dict[str, float] = {}  # sha256 of what the worker compiled -> compile milliseconds
@@ -312,70 +304,18 @@ class NodeRuntime(WorkerKeyValue, Runtime):
         return FLAGS[self.variant]
 
     # worker ---------------------------------------------------------------------------------------------
-    @property
-    def worker(self) -> Worker:
-        with self._lock:
-            if self._worker is None:
-                node = node_executable()
-                if not node:
-                    raise RuntimeUnavailable(self.label, "node is not installed", self.install)
-                argv = [node, "--no-warnings", *supported_flags(node, self.flags), str(WORKER_SCRIPT)]
-                self._worker = Worker(self.label, argv)
-            return self._worker
+    def _new_worker(self) -> Worker:
+        node = node_executable()
+        if not node:
+            raise RuntimeUnavailable(self.label, "node is not installed", self.install)
+        return Worker(self.label, [node, "--no-warnings", *supported_flags(node, self.flags), str(WORKER_SCRIPT)])
 
-    def close(self) -> None:
-        with self._lock:
-            worker, self._worker = self._worker, None
-        if worker is not None:
-            self._stopped_because = "the runtime was closed"
-            worker.kill()
+    def baseline_rss(self) -> int:
+        return NODE_BASELINE_RSS
 
-    def _max_rss(self, max_memory: int | None) -> int | None:
-        """The worker's resident-memory cap for one request: what it holds now (or node's baseline) plus
-        the guest's allowance, so live instances of earlier requests do not count against this one."""
-        if not max_memory:
-            return None
-        worker, now = self._worker, time.monotonic()
-        proc = worker.proc if worker is not None else None
-        if proc is None or proc.poll() is not None:
-            current = 0
-        elif self._rss_seen[0] is proc and now - self._rss_seen[1] < RSS_REFRESH_S:
-            current = self._rss_seen[2]  # reading /proc costs ~50 us: a fresh value per second is enough
-        else:
-            current = rss_bytes(proc.pid)
-            self._rss_seen = (proc, now, current)
-        return max(current, NODE_BASELINE_RSS) + max_memory + (32 << 20)
-
-    def request(
-        self,
-        message: dict[str, Any],
-        *,
-        module: Module | None = None,
-        timeout: float | None = CONTROL_TIMEOUT,
-        max_memory: int | None = None,
-    ) -> dict[str, Any]:
-        """One request to this variant's worker; records why the worker was stopped when a limit, Ctrl-C or
-        a crash kills it (the next request starts a new one)."""
-        worker = self.worker
-        self._collect_garbage(worker)
-        try:
-            return worker.request(message, timeout=timeout, max_rss=self._max_rss(max_memory), module=module)
-        except LimitExceeded as exc:
-            self._stopped_because = f"the {exc.limit} limit stopped a guest ({exc})"
-            raise
-        except EngineCrashed as exc:
-            self._stopped_because = f"a crash ({exc})"
-            raise
-        except KeyboardInterrupt:
-            self._stopped_because = "an interrupt (Ctrl-C)"
-            raise
-
-    def _collect_garbage(self, worker: Worker) -> None:
-        garbage = self._garbage[:]
-        del self._garbage[: len(garbage)]  # in place: finalizers hold this list
-        handles = [h for proc, h in garbage if proc is worker.proc and worker.alive]
-        if handles:
-            worker.request({"op": "close", "handles": handles}, timeout=CONTROL_TIMEOUT)
+    def _release(self, worker: Worker, numbers: list[int], message: dict[str, Any]) -> dict[str, Any]:
+        worker.request({"op": "close", "handles": numbers}, timeout=CONTROL_TIMEOUT)
+        return message
 
     # checks ---------------------------------------------------------------------------------------------
     def _check(self, module: Module, options: RunOptions) -> None:

@@ -13,13 +13,10 @@ resident memory passes what it held before the request + `max_memory` + an allow
 from __future__ import annotations
 
 import math
-import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
-    EngineCrashed,
     InvalidModule,
     LimitExceeded,
     RuntimeUnavailable,
@@ -32,13 +29,12 @@ from .base import (
     BUILTIN_HOST_MODULE,
     RunOptions,
     RunResult,
-    Runtime,
     coerce_args,
     confined_directory,
     normalize_trap,
 )
-from .kept import CONTROL_TIMEOUT, WorkerInstance, WorkerKeyValue
-from .worker import Worker, b64, rss_bytes, unb64
+from .worker import Worker, b64, unb64
+from .worker_runtime import WorkerInstance, WorkerRuntime
 
 if TYPE_CHECKING:
     from ...module import Module
@@ -47,8 +43,6 @@ WORKERS = Path(__file__).parent / "workers"
 PYSERVE = WORKERS / "pyserve.py"
 WASI_MODULES = ("wasi_snapshot_preview1", "wasi_unstable")
 PREPARE_TIMEOUT = 300.0  # seconds to compile a module (large Go modules under LLVM take a while)
-RSS_REFRESH_S = 1.0
-RSS_ALLOWANCE = 64 << 20  # engine memory besides the guest's linear memory (compiled code, Python objects)
 
 
 # values -----------------------------------------------------------------------------------------------------
@@ -101,7 +95,7 @@ def frame_names(module: Module, frames: list[Any]) -> list[str]:
 
 
 # runtime ----------------------------------------------------------------------------------------------------
-class PyWorkerRuntime(WorkerKeyValue, Runtime):
+class PyWorkerRuntime(WorkerRuntime):
     """A backend whose engine lives in a `pyserve` worker. Subclasses give the worker's Python and script."""
 
     capabilities = frozenset({"exports", "wasi", "memory", "instances", "timeout", "max_memory", "builtin_host"})
@@ -110,13 +104,8 @@ class PyWorkerRuntime(WorkerKeyValue, Runtime):
 
     def __init__(self, variant: str | None = None) -> None:
         super().__init__(variant)
-        self._worker: Worker | None = None
-        self._lock = threading.Lock()
-        self._garbage: list[tuple[Any, int]] = []  # (worker process, id) of instances dropped unclosed
         self._prepared: set[tuple[Any, str, int | None]] = set()  # (process, sha, memory cap) compiled
         self.compiled_ms: dict[str, float] = {}  # sha256 -> ms of the compile the worker last did
-        self._rss_seen: tuple[Any, float, int] = (None, 0.0, 0)
-        self._stopped_because = "it stopped"
 
     # subclass hooks ---------------------------------------------------------------------------------------
     def worker_python(self) -> str | None:
@@ -133,64 +122,8 @@ class PyWorkerRuntime(WorkerKeyValue, Runtime):
         return {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1"}
 
     # worker -----------------------------------------------------------------------------------------------
-    @property
-    def worker(self) -> Worker:
-        with self._lock:
-            if self._worker is None:
-                self._worker = Worker(self.label, self.worker_argv(), self.worker_env())
-            return self._worker
-
-    def close(self) -> None:
-        with self._lock:
-            worker, self._worker = self._worker, None
-        if worker is not None:
-            self._stopped_because = "the runtime was closed"
-            worker.kill()
-
-    def _max_rss(self, max_memory: int | None) -> int | None:
-        if not max_memory:
-            return None
-        worker, now = self._worker, time.monotonic()
-        proc = worker.proc if worker is not None else None
-        if proc is None or proc.poll() is not None:
-            current = 0
-        elif self._rss_seen[0] is proc and now - self._rss_seen[1] < RSS_REFRESH_S:
-            current = self._rss_seen[2]
-        else:
-            current = rss_bytes(proc.pid)
-            self._rss_seen = (proc, now, current)
-        return max(current, self.baseline_rss()) + max_memory + RSS_ALLOWANCE
-
-    def baseline_rss(self) -> int:
-        """Resident memory of an idle worker (measured on the running worker when there is one)."""
-        return 64 << 20
-
-    def request(
-        self,
-        message: dict[str, Any],
-        *,
-        module: Module | None = None,
-        timeout: float | None = CONTROL_TIMEOUT,
-        max_memory: int | None = None,
-    ) -> dict[str, Any]:
-        """One request; records why the worker was stopped when a limit, Ctrl-C or a crash kills it."""
-        worker = self.worker
-        garbage = self._garbage[:]
-        del self._garbage[: len(garbage)]  # in place: finalizers hold this list
-        release = [i for proc, i in garbage if proc is worker.proc and worker.alive]
-        if release:
-            message = {**message, "release": release}
-        try:
-            return worker.request(message, timeout=timeout, max_rss=self._max_rss(max_memory), module=module)
-        except LimitExceeded as exc:
-            self._stopped_because = f"the {exc.limit} limit stopped a guest"
-            raise
-        except EngineCrashed as exc:
-            self._stopped_because = f"a crash ({exc})"
-            raise
-        except KeyboardInterrupt:
-            self._stopped_because = "an interrupt (Ctrl-C)"
-            raise
+    def _new_worker(self) -> Worker:
+        return Worker(self.label, self.worker_argv(), self.worker_env())
 
     # checks -----------------------------------------------------------------------------------------------
     def _check(self, module: Module, options: RunOptions) -> None:

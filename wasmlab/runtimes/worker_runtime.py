@@ -1,9 +1,12 @@
-"""State held inside an engine worker process (node, wasm3, wasmer): kept instances and the key-value store.
+"""The machinery shared by the backends whose engine runs in a worker process (node, wasm3, wasmer).
 
-`WorkerInstance` holds what those backends share: closed and lost states (a worker restarted since the
-instance was made, or a memory limit that made the worker drop it), instances dropped without `close()` (the
-finalizer hands their number to the runtime, which frees them on its next request), guest output capped at
-`max_output`, worker-measured timings, and memory access. Backends add how arguments and answers travel.
+`WorkerRuntime` starts the worker on first use (and again after it was stopped), caps its resident memory per
+request, remembers why it was last stopped (for lost-instance messages), frees instances dropped without
+`close()`, and reads the built-in `wasmlab` host module's key-value store, which lives in the worker.
+
+`WorkerInstance` is an instance kept in the worker under a number (`key` names it in the protocol): closed and
+lost states (a worker restarted since it was made, or a memory limit that made the worker drop it), guest output
+capped at `max_output`, worker-measured timings, and memory access. Backends add how arguments and answers travel.
 
 Preopened directories: the WASI of these engines follows symlinks out of a preopened directory, so
 `check_confined` refuses a directory holding such a link, when the instance starts and again before every
@@ -13,17 +16,20 @@ call, since a guest on wasmtime (or anything else) sharing the directory may hav
 from __future__ import annotations
 
 import os
+import threading
+import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ExitTrap, InstanceLost, UsageError
-from .base import Instance, RunOptions, check_confined
-from .worker import b64, unb64
+from ..errors import EngineCrashed, ExitTrap, InstanceLost, LimitExceeded, UsageError
+from .base import Instance, RunOptions, Runtime, check_confined
+from .worker import Worker, b64, rss_bytes, unb64
 
 if TYPE_CHECKING:
     from ..module import Module
 
 CONTROL_TIMEOUT = 30.0  # seconds for requests that run no guest code
+RSS_REFRESH_S = 1.0  # reading /proc costs ~50 us: a fresh resident-memory value per second is enough
 
 
 class WorkerInstance(Instance):
@@ -126,18 +132,96 @@ class WorkerInstance(Instance):
             self._runtime.request({"op": "close", self.key: self.number})
 
 
-class WorkerKeyValue:
-    """The built-in `wasmlab` host module's key-value store of a worker runtime: it lives in the worker, shared
-    by that runtime's instances, so a worker restart empties it."""
+class WorkerRuntime(Runtime):
+    """A backend whose engine runs in a `Worker` process. Subclasses make the worker (`_new_worker`) and may
+    change how dropped instances are freed (`_release`) and the memory allowances."""
 
-    _worker: Any
-    request: Any  # the runtime's request(message, ...) to its worker
+    rss_allowance = 64 << 20  # memory one request may add besides max_memory (compiled code, engine objects)
+
+    def __init__(self, variant: str | None = None) -> None:
+        super().__init__(variant)
+        self._worker: Worker | None = None
+        self._lock = threading.Lock()
+        self._garbage: list[tuple[Any, int]] = []  # (worker process, number) of instances dropped unclosed
+        self._rss_seen: tuple[Any, float, int] = (None, 0.0, 0)  # (worker process, when, resident bytes)
+        self._stopped_because = "it stopped"  # why the worker was last stopped, for lost-instance messages
+
+    def _new_worker(self) -> Worker:
+        raise NotImplementedError
+
+    def baseline_rss(self) -> int:
+        """Resident memory of an idle worker."""
+        return 64 << 20
+
+    @property
+    def worker(self) -> Worker:
+        with self._lock:
+            if self._worker is None:
+                self._worker = self._new_worker()
+            return self._worker
+
+    def close(self) -> None:
+        with self._lock:
+            worker, self._worker = self._worker, None
+        if worker is not None:
+            self._stopped_because = "the runtime was closed"
+            worker.kill()
+
+    def _max_rss(self, max_memory: int | None) -> int | None:
+        """The worker's resident-memory cap for one request: what it holds now (at least its baseline) plus the
+        guest's allowance, so live instances of earlier requests do not count against this one."""
+        if not max_memory:
+            return None
+        worker, now = self._worker, time.monotonic()
+        proc = worker.proc if worker is not None else None
+        if proc is None or proc.poll() is not None:
+            current = 0
+        elif self._rss_seen[0] is proc and now - self._rss_seen[1] < RSS_REFRESH_S:
+            current = self._rss_seen[2]
+        else:
+            current = rss_bytes(proc.pid)
+            self._rss_seen = (proc, now, current)
+        return max(current, self.baseline_rss()) + max_memory + self.rss_allowance
+
+    def _release(self, worker: Worker, numbers: list[int], message: dict[str, Any]) -> dict[str, Any]:
+        """Free instances dropped without close(): by default they ride along with the next request."""
+        return {**message, "release": numbers}
+
+    def request(
+        self,
+        message: dict[str, Any],
+        *,
+        module: Any = None,
+        timeout: float | None = CONTROL_TIMEOUT,
+        max_memory: int | None = None,
+    ) -> dict[str, Any]:
+        """One request to the worker; records why the worker was stopped when a limit, Ctrl-C or a crash kills
+        it (the next request starts a new one)."""
+        worker = self.worker
+        garbage = self._garbage[:]
+        del self._garbage[: len(garbage)]  # in place: finalizers hold this list
+        numbers = [n for proc, n in garbage if proc is worker.proc and worker.alive]
+        if numbers:
+            message = self._release(worker, numbers, message)
+        try:
+            return worker.request(message, timeout=timeout, max_rss=self._max_rss(max_memory), module=module)
+        except LimitExceeded as exc:
+            self._stopped_because = f"the {exc.limit} limit stopped a guest ({exc})"
+            raise
+        except EngineCrashed as exc:
+            self._stopped_because = f"a crash ({exc})"
+            raise
+        except KeyboardInterrupt:
+            self._stopped_because = "an interrupt (Ctrl-C)"
+            raise
 
     def kv_clear(self) -> None:
+        """Empty the built-in host module's key-value store (it lives in the worker: a restart empties it too)."""
         if self._worker is not None and self._worker.alive:
             self.request({"op": "kv_clear"})
 
     def kv_items(self) -> dict[bytes, bytes]:
+        """The built-in host module's key-value store."""
         if self._worker is None or not self._worker.alive:
             return {}
         answer = self.request({"op": "kv_items"})
