@@ -43,6 +43,7 @@ CAPABILITIES = (
 
 # The built-in host module every backend with "builtin_host" offers, so tutorials can use imports everywhere.
 # A guest imports what it needs from module "wasmlab"; strings are (pointer, length) in its exported "memory".
+WASI_MODULES = ("wasi_snapshot_preview1", "wasi_unstable")  # the import modules of WASI preview 1
 BUILTIN_HOST_MODULE = "wasmlab"
 BUILTIN_HOST_FUNCTIONS = {
     "log": ("(i32, i32) -> ()", "append the UTF-8 text at (ptr, len) and a newline to the run's stderr"),
@@ -218,6 +219,33 @@ class Runtime:
             have = ", ".join(sorted(self.capabilities))
             raise RuntimeUnavailable(
                 self.label, f"{what} is not supported here (it can do: {have})", "pick another runtime, e.g. wasmtime"
+            )
+
+    def check_guest_elsewhere(self, module: Module, options: RunOptions, where: str) -> None:
+        """Refuse, before anything runs, what an engine that runs guests outside this process cannot do:
+        components, fuel (without the capability), Python host functions, and imports other than WASI and the
+        built-in host module. `where` says where the guest runs ("in a worker process", "in the browser")."""
+        if module.is_component:
+            raise RuntimeUnavailable(self.label, "components are unsupported: use wasmtime")
+        if options.fuel is not None:
+            self.require("fuel", "fuel (a deterministic instruction budget)")
+        if options.imports:
+            raise RuntimeUnavailable(
+                self.label,
+                f"Python host functions are unsupported: {self.name} runs the guest {where}; import from the "
+                f"built-in {BUILTIN_HOST_MODULE!r} host module ({', '.join(BUILTIN_HOST_FUNCTIONS)}) or run on "
+                "wasmtime",
+            )
+        missing = [
+            f"{i.module}.{i.name}"
+            for i in module.imports
+            if i.module not in WASI_MODULES
+            and not (i.module == BUILTIN_HOST_MODULE and i.name in BUILTIN_HOST_FUNCTIONS)
+        ]
+        if missing:
+            raise UsageError(
+                f"{module.name} imports {', '.join(missing[:5])}{'...' if len(missing) > 5 else ''}: {self.name} "
+                f"provides only WASI and the built-in {BUILTIN_HOST_MODULE!r} host module"
             )
 
 

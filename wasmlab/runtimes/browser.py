@@ -42,8 +42,8 @@ from ..errors import (
     WasmlabError,
 )
 from ..module import Module
-from .base import BUILTIN_HOST_MODULE, Instance, RunOptions, RunResult, Runtime
-from .node import WASI_MODULES, decode_results, encode_args, frame_names, trap_code
+from .base import Instance, RunOptions, RunResult, Runtime
+from .node import decode_results, encode_args, frame_names, trap_code
 from .worker import b64, unb64
 from .worker_runtime import CONTROL_TIMEOUT
 
@@ -96,28 +96,9 @@ class BrowserRuntime(Runtime):
 
     # checks ---------------------------------------------------------------------------------------------
     def _check(self, module: Module, options: RunOptions) -> None:
-        if module.is_component:
-            raise RuntimeUnavailable(self.label, "components are unsupported in browsers: use wasmtime")
-        if options.fuel is not None:
-            self.require("fuel", "fuel (a deterministic instruction budget)")
-        if options.imports:
-            raise RuntimeUnavailable(
-                self.label,
-                "Python host functions are unsupported: the guest runs in the browser; import from the built-in "
-                f"{BUILTIN_HOST_MODULE!r} host module (log, now_ms, random, kv_get, kv_set) or run on wasmtime",
-            )
+        self.check_guest_elsewhere(module, options, "in the browser")
         if options.dirs:
             raise UsageError(f"{self.label}: preopened directories are unsupported (the page has no files)")
-        missing = [
-            f"{i.module}.{i.name}"
-            for i in module.imports
-            if i.module not in WASI_MODULES and i.module != BUILTIN_HOST_MODULE
-        ]
-        if missing:
-            raise UsageError(
-                f"{module.name} imports {', '.join(missing[:5])}{'...' if len(missing) > 5 else ''}: the browser "
-                f"runtime provides only WASI and the built-in {BUILTIN_HOST_MODULE!r} host module"
-            )
 
     # running --------------------------------------------------------------------------------------------
     def run(self, module: Module, options: RunOptions) -> RunResult:

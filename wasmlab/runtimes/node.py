@@ -53,7 +53,6 @@ from ..errors import (
 )
 from ..module import Module
 from .base import (
-    BUILTIN_HOST_MODULE,
     RunOptions,
     RunResult,
     coerce_args,
@@ -77,7 +76,6 @@ FLAGS: dict[str, tuple[str, ...]] = {
 # and V8's heap for large modules (Go: ~2 MB of Wasm) add tens of MiB.
 NODE_BASELINE_RSS = 128 << 20
 PAGE = 65536
-WASI_MODULES = ("wasi_snapshot_preview1", "wasi_unstable")
 # V8 trap messages that base.TRAP_CODES does not know (lower case -> canonical code).
 V8_TRAPS = {"remainder by zero": "integer divide by zero"}
 
@@ -319,27 +317,7 @@ class NodeRuntime(WorkerRuntime):
 
     # checks ---------------------------------------------------------------------------------------------
     def _check(self, module: Module, options: RunOptions) -> None:
-        if module.is_component:
-            raise RuntimeUnavailable(self.label, "components unsupported: use wasmtime")
-        if options.fuel is not None:
-            self.require("fuel", "fuel (a deterministic instruction budget)")
-        if options.imports:
-            raise RuntimeUnavailable(
-                self.label,
-                "Python host functions are unsupported: node runs the guest in another process; import from "
-                f"the built-in {BUILTIN_HOST_MODULE!r} host module (log, now_ms, random, kv_get, kv_set) "
-                "or run on wasmtime",
-            )
-        missing = [
-            f"{i.module}.{i.name}"
-            for i in module.imports
-            if i.module not in WASI_MODULES and i.module != BUILTIN_HOST_MODULE
-        ]
-        if missing:
-            raise UsageError(
-                f"{module.name} imports {', '.join(missing[:5])}{'...' if len(missing) > 5 else ''}: node provides "
-                f"only WASI and the built-in {BUILTIN_HOST_MODULE!r} host module"
-            )
+        self.check_guest_elsewhere(module, options, "in another process")
 
     def _check_memory(self, module: Module, options: RunOptions) -> None:
         if not options.max_memory:

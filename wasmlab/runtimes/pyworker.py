@@ -25,8 +25,6 @@ from ..errors import (
     WasmlabError,
 )
 from .base import (
-    BUILTIN_HOST_FUNCTIONS,
-    BUILTIN_HOST_MODULE,
     RunOptions,
     RunResult,
     coerce_args,
@@ -41,7 +39,6 @@ if TYPE_CHECKING:
 
 WORKERS = Path(__file__).parent / "workers"
 PYSERVE = WORKERS / "pyserve.py"
-WASI_MODULES = ("wasi_snapshot_preview1", "wasi_unstable")
 PREPARE_TIMEOUT = 300.0  # seconds to compile a module (large Go modules under LLVM take a while)
 
 
@@ -127,30 +124,9 @@ class PyWorkerRuntime(WorkerRuntime):
 
     # checks -----------------------------------------------------------------------------------------------
     def _check(self, module: Module, options: RunOptions) -> None:
-        if module.is_component:
-            raise RuntimeUnavailable(self.label, "components are unsupported: use wasmtime")
-        if options.fuel is not None:
-            self.require("fuel", "fuel (a deterministic instruction budget)")
-        if options.imports:
-            raise RuntimeUnavailable(
-                self.label,
-                f"Python host functions are unsupported: {self.name} runs the guest in a worker process; import "
-                f"from the built-in {BUILTIN_HOST_MODULE!r} host module ({', '.join(BUILTIN_HOST_FUNCTIONS)}) "
-                "or run on wasmtime",
-            )
+        self.check_guest_elsewhere(module, options, "in a worker process")
         if options.dirs and not self.supports_dirs:
             raise RuntimeUnavailable(self.label, f"{self.name} cannot preopen host directories (dirs=)")
-        missing = [
-            f"{i.module}.{i.name}"
-            for i in module.imports
-            if i.module not in WASI_MODULES
-            and not (i.module == BUILTIN_HOST_MODULE and i.name in BUILTIN_HOST_FUNCTIONS)
-        ]
-        if missing:
-            raise UsageError(
-                f"{module.name} imports {', '.join(missing[:5])}{'...' if len(missing) > 5 else ''}: {self.name} "
-                f"provides only WASI and the built-in {BUILTIN_HOST_MODULE!r} host module"
-            )
         if options.max_memory:
             initial = sum(m.limits.min for m in module.memories) * 65536
             if initial > options.max_memory:

@@ -83,6 +83,7 @@ from ..errors import ExitTrap, InvalidModule, LimitExceeded, RuntimeUnavailable,
 from .base import (
     BUILTIN_HOST_FUNCTIONS,
     BUILTIN_HOST_MODULE,
+    WASI_MODULES,
     Instance,
     RunOptions,
     RunResult,
@@ -115,7 +116,6 @@ TICK = 0.01  # seconds between epoch bumps while a guest call is in flight
 LINGER = 1.0  # seconds the watchdog keeps ticking after the last call started, before it sleeps
 FUEL_UNLIMITED = (1 << 64) - 1
 PAGE = 65536
-WASI_MODULES = ("wasi_snapshot_preview1", "wasi_unstable")
 STRATEGY_WINCH = 2  # wasmtime_strategy_t: 0 auto, 1 cranelift, 2 winch
 NUMBER_TYPES = ("i32", "i64", "f32", "f64")
 HOST_ERROR = "host function error"  # the Trap code of a host function that raised
