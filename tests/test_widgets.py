@@ -14,7 +14,7 @@ import pytest
 
 import wasmlab
 from wasmlab.notebook import ComparisonDashboard, LimitsExplorer, MemoryViewer, ModuleExplorer
-from wasmlab.notebook.widgets import STATIC, diff_ranges, parse_args
+from wasmlab.notebook.widgets import STATIC, diff_ranges, front_end, parse_args
 
 from .conftest import need_toolchain
 
@@ -279,7 +279,7 @@ def test_widgets_ship_their_files(memory_module, fib_module):
     ]
     css = (STATIC / "widgets.css").read_text()
     for widget, name in zip(widgets, WIDGET_FILES, strict=True):
-        assert widget._esm == (STATIC / name).read_text()
+        assert widget._esm == front_end(name) and widget._esm.startswith((STATIC / "dom.js").read_text())
         assert widget._css == css
 
 
@@ -359,13 +359,14 @@ def render_in_node(tmp_path: Path, widget, name: str, actions: list[dict] | None
             value = {"__bytes__": list(bytes(value))}
         state[key] = value
     (tmp_path / "harness.mjs").write_text(HARNESS)
+    (tmp_path / name).write_text(front_end(name))  # what anywidget loads: the shared helpers, then the widget
     (tmp_path / "state.json").write_text(json.dumps(state))
     (tmp_path / "actions.json").write_text(json.dumps(actions or []))
     proc = subprocess.run(
         [
             NODE,
             str(tmp_path / "harness.mjs"),
-            str(STATIC / name),
+            str(tmp_path / name),
             str(tmp_path / "state.json"),
             str(tmp_path / "actions.json"),
         ],

@@ -34,6 +34,12 @@ __all__ = ["ComparisonDashboard", "LimitsExplorer", "MemoryViewer", "ModuleExplo
 
 STATIC = Path(__file__).parent / "static"
 CSS = STATIC / "widgets.css"
+
+
+def front_end(name: str) -> str:
+    """A widget's ES module: the shared DOM helpers (`static/dom.js`), then the widget's own file."""
+    return (STATIC / "dom.js").read_text() + "\n" + (STATIC / name).read_text()
+
 HIDDEN_EXPORTS = ("_initialize", "_start", "__wasm_call_ctors")
 
 
@@ -61,7 +67,7 @@ class ModuleExplorer(anywidget.AnyWidget):
     """What is inside a module: `imports`, `exports` (with types), `sections` (with sizes and shares) and the
     largest `functions`, filtered by `filter` (a substring of the name) and cut at `top`."""
 
-    _esm = STATIC / "module_explorer.js"
+    _esm = front_end("module_explorer.js")
     _css = CSS
 
     info = t.Dict().tag(sync=True)
@@ -147,7 +153,7 @@ class MemoryViewer(anywidget.AnyWidget):
     values (`dtype`), with the C string at `cstring_address`. `call(name, *args)` calls an export, refreshes,
     and records in `changed` the byte ranges `[start, end)` the call wrote."""
 
-    _esm = STATIC / "memory_viewer.js"
+    _esm = front_end("memory_viewer.js")
     _css = CSS
 
     offset = t.Int(0).tag(sync=True)
@@ -304,7 +310,7 @@ class ComparisonDashboard(anywidget.AnyWidget):
     """Choose `runtimes`, `invoke` (an export, or "" for a WASI command), `args` (text), `repeat`; `run()` (or
     the Run button) compares and fills `rows`, `agree`, `skipped`; `comparison` keeps the last `Comparison`."""
 
-    _esm = STATIC / "comparison_dashboard.js"
+    _esm = front_end("comparison_dashboard.js")
     _css = CSS
 
     available_runtimes = t.List(t.Unicode()).tag(sync=True)
@@ -396,7 +402,7 @@ class LimitsExplorer(anywidget.AnyWidget):
     limit / exit / error, `limit` the LimitExceeded kind, `stopped_at` the function the guest was in,
     `fuel_used` and `elapsed_ms` what the run cost; `history` keeps the recent runs."""
 
-    _esm = STATIC / "limits_explorer.js"
+    _esm = front_end("limits_explorer.js")
     _css = CSS
 
     fuel = t.Int(0).tag(sync=True)

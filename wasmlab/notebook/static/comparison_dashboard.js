@@ -1,26 +1,6 @@
 // ComparisonDashboard: choose runtimes / export / arguments / repeat, press Run; Python compares and fills
 // `rows`, which this file draws as a table and a stacked bar chart (SVG) of median phase times.
 
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "style") Object.assign(node.style, value);
-    else if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-// replaceChildren() without the holes: a real DOM would print null / false as text
-function fill(node, ...children) {
-  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
-}
-
 const SVG = "http://www.w3.org/2000/svg";
 const PHASE_COLORS = { compile: "#8250df", instantiate: "#0969da", call: "#654ff0", run: "#bc4c00" };
 

@@ -1,26 +1,6 @@
 // LimitsExplorer: sliders for fuel (log scale), timeout (log scale) and linear memory; releasing a slider sets
 // the trait, the Python side runs the call on wasmtime and reports where the guest stopped and what it cost.
 
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "style") Object.assign(node.style, value);
-    else if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-// replaceChildren() without the holes: a real DOM would print null / false as text
-function fill(node, ...children) {
-  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
-}
-
 // slider positions -> limits; the last position of each slider means "no limit" (0)
 const FUEL_STEPS = 80; // 10^2 .. 10^10, 10 steps per decade
 const TIME_STEPS = 60; // 10 ms .. 10 s... and beyond

@@ -7,26 +7,6 @@ const SECTION_COLORS = {
   data: "#bc4c00", datacount: "#57606a", tag: "#a40e26",
 };
 
-function h(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs)) {
-    if (key === "style") Object.assign(node.style, value);
-    else if (key === "class") node.className = value;
-    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-  }
-  return node;
-}
-
-// replaceChildren() without the holes: a real DOM would print null / false as text
-function fill(node, ...children) {
-  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
-}
-
 function size(n) {
   if (n === null || n === undefined) return "n/a";
   if (n < 1024) return `${n} B`;
