@@ -9,9 +9,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from ...errors import ExitTrap, RuntimeUnavailable, UsageError
-from ..base import Instance, RunOptions, RunResult
+from ..base import RunOptions, RunResult
 from .ffi import _wt_component
-from .instance import WasmtimeInstance
+from .instance import StoreInstance
 from .store import _keep_output, _StoreState
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from .runtime import WasmtimeRuntime
 
 
-class WasmtimeComponentInstance(Instance):
+class WasmtimeComponentInstance(StoreInstance):
     """A live component instance: call exported functions by name (kebab-case or snake_case), and functions of
     exported interfaces as `INTERFACE#FUNC` (`wasmlab:edge/quota@0.1.0#limit`, or the short `quota#limit`); run a
     `wasi:cli/run` command with `run_command()`. Components have no linear memory to read from outside."""
@@ -32,29 +32,9 @@ class WasmtimeComponentInstance(Instance):
         state: _StoreState,
         timings: dict[str, float],
     ) -> None:
-        self.runtime = runtime.label
-        self._runtime = runtime
-        self.module = module
-        self.options = options
-        self.timings = timings
-        self.last_fuel_used: int | None = None
-        self._state = state
+        super().__init__(runtime, module, options, state, timings)
         self._raw: Any = None
         self._component, _ = runtime._compiled(module)
-
-    _guarded = WasmtimeInstance._guarded
-
-    @property
-    def last_timings(self) -> dict[str, float]:
-        return {"call": self._state.last_call * 1000.0}
-
-    @property
-    def stdout(self) -> bytes:
-        return self._state.output("stdout")
-
-    @property
-    def stderr(self) -> bytes:
-        return self._state.output("stderr")
 
     def export_names(self) -> list[str]:
         """World-level exports, then each exported interface's functions as `INTERFACE#FUNC`."""
@@ -84,8 +64,7 @@ class WasmtimeComponentInstance(Instance):
         return self._raw.get_export_index(self._state.store, full)
 
     def _func(self, name: str, parent: Any = None) -> Any:
-        if self._state.closed:
-            raise UsageError(f"instance of {self.module.name} on {self.runtime} is closed")
+        self._check_open()
         store = self._state.store
         if parent is None and "#" in name:
             interface, name = name.rsplit("#", 1)

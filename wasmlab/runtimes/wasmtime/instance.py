@@ -55,10 +55,9 @@ class _ModuleInfo:
 
 
 # ------------------------------------------------------------------------------------------ instances
-class WasmtimeInstance(Instance):
-    """A live core-module instance in its own store. `call` takes the fast raw-FFI path for numeric
-    signatures. `timeout` and `fuel` apply to each call (`last_fuel_used`, `last_timings`); WASI output and the
-    built-in `log` collect in `stdout` / `stderr` (capped at max_output)."""
+class StoreInstance(Instance):
+    """What module and component instances share: their own store (`_StoreState`), output read from its capture
+    files, the last call's time and fuel, and calls into wasm under fuel, the timeout and Ctrl-C (`_guarded`)."""
 
     def __init__(
         self,
@@ -66,9 +65,7 @@ class WasmtimeInstance(Instance):
         module: Module,
         options: RunOptions,
         state: _StoreState,
-        raw_instance: Any,
         timings: dict[str, float],
-        info: _ModuleInfo,
     ) -> None:
         self.runtime = runtime.label
         self._runtime = runtime
@@ -77,18 +74,6 @@ class WasmtimeInstance(Instance):
         self.timings = timings
         self.last_fuel_used: int | None = None
         self._state = state
-        self._store = state.store
-        self._raw = raw_instance
-        self._calls: dict[str, Callable[..., Any]] = {}
-        self._export_list = info.exports
-        self._func_exports = info.funcs
-        self._default_memory = info.memory
-        if self._default_memory is not None:
-            state.memory = self._get_export(self._default_memory)
-
-    def __repr__(self) -> str:
-        state = "closed" if self._state.closed else "live"
-        return f"<WasmtimeInstance {self.module.name!r} on {self.runtime} {state}>"
 
     @property
     def stdout(self) -> bytes:
@@ -110,11 +95,76 @@ class WasmtimeInstance(Instance):
     def last_timings(self) -> dict[str, float]:
         return {"call": self._state.last_call * 1000.0}
 
-    # exports --------------------------------------------------------------------------------------------
     def _check_open(self) -> None:
         if self._state.closed:
             raise UsageError(f"instance of {self.module.name} on {self.runtime} is closed")
 
+    def _guarded(self, what: str, thunk: Callable[[], Any]) -> Any:
+        """Run `thunk` (a wasmtime-py call into wasm) with fuel, the timeout and Ctrl-C applied."""
+        state = self._state
+        if state.fuel is not None:
+            state.store.set_fuel(state.fuel)
+        _arm_sigint()
+        t0 = state.t0 = time.perf_counter()
+        watchdog = self._runtime._watchdog
+        if not watchdog.active:
+            watchdog.kick()
+        error: Any = None
+        value = None
+        try:
+            value = thunk()
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            error = exc
+        except _HostError as exc:  # re-raised by wasmtime-py's maybe_raise_last_exn
+            _wt_func.LAST_EXCEPTION = exc
+            error = wasmtime.WasmtimeError("python exception")
+        finally:
+            state.t0 = 0.0
+            state.last_call = time.perf_counter() - t0
+            if state.fuel is not None:
+                self.last_fuel_used = state.fuel - state.store.get_fuel()
+        if error is None:
+            if interrupt._sigint_pending and _take_interrupt():  # Ctrl-C recorded during a host callback
+                raise KeyboardInterrupt
+            return value
+        failure = self._runtime._failure(state, error, self.module, what)
+        if isinstance(failure, _Exit):
+            if failure.status:
+                raise ExitTrap(failure.status)
+            return None
+        raise failure
+
+
+class WasmtimeInstance(StoreInstance):
+    """A live core-module instance in its own store. `call` takes the fast raw-FFI path for numeric
+    signatures. `timeout` and `fuel` apply to each call (`last_fuel_used`, `last_timings`); WASI output and the
+    built-in `log` collect in `stdout` / `stderr` (capped at max_output)."""
+
+    def __init__(
+        self,
+        runtime: WasmtimeRuntime,
+        module: Module,
+        options: RunOptions,
+        state: _StoreState,
+        raw_instance: Any,
+        timings: dict[str, float],
+        info: _ModuleInfo,
+    ) -> None:
+        super().__init__(runtime, module, options, state, timings)
+        self._store = state.store
+        self._raw = raw_instance
+        self._calls: dict[str, Callable[..., Any]] = {}
+        self._export_list = info.exports
+        self._func_exports = info.funcs
+        self._default_memory = info.memory
+        if self._default_memory is not None:
+            state.memory = self._get_export(self._default_memory)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._state.closed else "live"
+        return f"<WasmtimeInstance {self.module.name!r} on {self.runtime} {state}>"
+
+    # exports --------------------------------------------------------------------------------------------
     def _get_export(self, name: str) -> Any:
         self._check_open()
         item = ffi.wasmtime_extern_t()
@@ -257,41 +307,6 @@ class WasmtimeInstance(Instance):
             return tuple(value) if isinstance(value, list) else value
 
         return call
-
-    def _guarded(self, what: str, thunk: Callable[[], Any]) -> Any:
-        """Run `thunk` (a wasmtime-py call into wasm) with fuel, the timeout and Ctrl-C applied."""
-        state = self._state
-        if state.fuel is not None:
-            state.store.set_fuel(state.fuel)
-        _arm_sigint()
-        t0 = state.t0 = time.perf_counter()
-        watchdog = self._runtime._watchdog
-        if not watchdog.active:
-            watchdog.kick()
-        error: Any = None
-        value = None
-        try:
-            value = thunk()
-        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
-            error = exc
-        except _HostError as exc:  # re-raised by wasmtime-py's maybe_raise_last_exn
-            _wt_func.LAST_EXCEPTION = exc
-            error = wasmtime.WasmtimeError("python exception")
-        finally:
-            state.t0 = 0.0
-            state.last_call = time.perf_counter() - t0
-            if state.fuel is not None:
-                self.last_fuel_used = state.fuel - state.store.get_fuel()
-        if error is None:
-            if interrupt._sigint_pending and _take_interrupt():  # Ctrl-C recorded during a host callback
-                raise KeyboardInterrupt
-            return value
-        failure = self._runtime._failure(state, error, self.module, what)
-        if isinstance(failure, _Exit):
-            if failure.status:
-                raise ExitTrap(failure.status)
-            return None
-        raise failure
 
     # memory ---------------------------------------------------------------------------------------------
     def _memory(self, memory: str | None) -> Any:
