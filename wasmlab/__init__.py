@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from .build import compile
+from .build import compile, load
 from .compare import Comparison, compare
 from .errors import (
     CompileError,
@@ -24,7 +24,7 @@ from .errors import (
     WasmlabError,
 )
 from .labextension_paths import _jupyter_labextension_paths  # noqa: F401 (Jupyter's hook for the prebuilt extension)
-from .module import Module, Provenance, load
+from .module import Module, Provenance
 from .toolchains import list_toolchains
 
 __version__ = "0.1.0"

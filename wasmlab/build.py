@@ -1,4 +1,6 @@
-"""`compile()`: source text or a source file -> `Module`, through the toolchain registry and the module cache."""
+"""Source -> `Module`: `compile()` through the toolchain registry and the module cache, and the one place that
+turns whatever a user hands over (a Module, bytes, a .wasm or .wat file, source text or a source file) into a
+Module: `as_module()` (and `load()` for binaries and WAT files)."""
 
 from __future__ import annotations
 
@@ -6,10 +8,12 @@ import time
 from dataclasses import asdict
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from .cache import ModuleCache, cache_key
 from .errors import CompileError, UsageError
-from .module import Module, Provenance
+from .module import WAT_SUFFIXES, Module, Provenance
+from .module import load as load_binary
 from .toolchains import CompileOptions, detect_lang, get_toolchain, normalize_lang
 from .toolchains.base import COMPILE_TIMEOUT
 
@@ -124,3 +128,48 @@ def compile(
     if use_cache:
         store.put(key, data, {"lang": lang, "kind": kind, "toolchain": version, "compile_ms": compile_ms})
     return Module(data, provenance, name)
+
+
+def load(source: str | Path | bytes | bytearray | memoryview, *, name: str = "", validate: bool = True) -> Module:
+    """A `Module` from a .wasm path or bytes (WAT text files are compiled). Parses at once, so malformed input
+    raises InvalidModule here; `validate=True` also type-checks every function body."""
+    if isinstance(source, (str, Path)) and Path(source).suffix in WAT_SUFFIXES:
+        path = Path(source)
+        if not path.is_file():
+            raise UsageError(f"no such file: {path}")
+        return compile(path, name=name)
+    return load_binary(source, name=name, validate=validate)
+
+
+def as_module(
+    source: Module | str | Path | bytes | bytearray | memoryview,
+    lang: str | None = None,
+    *,
+    kind: str = "library",
+    name: str = "",
+    **options: Any,
+) -> Module:
+    """What a user handed over, as a Module: a Module as it is; bytes, or a .wasm file (unless `lang` says it is
+    source), loaded; WAT files and other source files or source text compiled (with `lang`, `kind` and the
+    `compile` options). The CLI, the magics and `compare` resolve their inputs here."""
+    if isinstance(source, Module):
+        return source
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return load_binary(source, name=name)
+    if _is_binary_file(source) and not lang:
+        return load_binary(source, name=name)
+    return compile(source, lang, kind=kind, name=name, **options)
+
+
+def _is_binary_file(source: str | Path) -> bool:
+    """A path (not source text) to a .wasm file, or to any file holding a Wasm binary."""
+    if isinstance(source, str) and ("\n" in source or len(source) >= MAX_SOURCE_PATH):
+        return False
+    path = Path(source)
+    if path.suffix == ".wasm":
+        return True
+    try:
+        with path.open("rb") as file:
+            return file.read(4) == b"\0asm"
+    except OSError:
+        return False

@@ -114,15 +114,12 @@ def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
 
 def _module(args: argparse.Namespace, default_kind: str = "library"):
     """Load a .wasm file or compile a source file, as the command line describes."""
-    from .build import compile
-    from .module import load
+    from .build import as_module
 
     path = Path(args.source)
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
-    if path.suffix == ".wasm" and not args.lang:
-        return load(path)
-    return compile(
+    return as_module(
         path,
         args.lang,
         kind=args.kind or default_kind,

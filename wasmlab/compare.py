@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .build import as_module
 from .errors import RuntimeUnavailable, UsageError
 from .module import Module
 from .runtimes import RunOptions, RunResult, default_runtimes, get_runtime, run
@@ -126,15 +127,7 @@ def compare(
     Runtimes that are unavailable, or cannot do this (e.g. exports on wasmer-sdk), are listed in `skipped`."""
     if repeat < 1:
         raise UsageError("repeat must be at least 1")
-    if not isinstance(module, Module):
-        from .build import compile
-        from .module import load
-
-        path = Path(module) if isinstance(module, Path) or "\n" not in module else None
-        if path is not None and path.suffix == ".wasm":
-            module = load(path)
-        else:
-            module = compile(module, lang, kind=kind or ("library" if invoke else "command"))
+    module = as_module(module, lang, kind=kind or ("library" if invoke else "command"))
     names = runtimes.split(",") if isinstance(runtimes, str) else list(runtimes or default_runtimes())
     run_options = RunOptions(invoke=invoke, args=tuple(args), **options)
 

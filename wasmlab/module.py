@@ -1,4 +1,11 @@
-"""`Module`: the bytes of a Wasm module or component, what is inside them, and where they came from."""
+"""`Module`: the bytes of a Wasm module or component, what is inside them, and where they came from.
+
+A Module knows its bytes and inspects them (`wasmlab.binary`, `wasm-tools`); it does not compile source (that is
+`wasmlab.build`, which also turns "a path, bytes or source" into a Module) and it does not run (that is
+`wasmlab.runtimes`). `run`, `instantiate` and `validate` are conveniences that hand the module to the runtime
+registry: `m.run("node", "fib", (20,))` is `wasmlab.runtimes.run(m, "node", RunOptions(...))`. They are the one
+place this layer names the runtimes (the import-layer contract in pyproject.toml allows exactly that).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import binary
-from .errors import InvalidModule, UsageError
+from .errors import UsageError
 
 if TYPE_CHECKING:
     from .runtimes import Instance, RunResult
@@ -20,6 +27,7 @@ if TYPE_CHECKING:
 _WIT_ITEM = re.compile(r"^  (import|export) (.+)$", re.MULTILINE)
 _WIT_LOCAL = re.compile(r"^([\w-]+): (.+)$")
 BROTLI_MAX_SIZE = 4 << 20  # size_report: brotli quality 11 up to this size, 9 above
+WAT_SUFFIXES = (".wat", ".wast")  # files of WAT text (`wasmlab.build` compiles them)
 
 
 @dataclass(frozen=True)
@@ -141,7 +149,7 @@ class Module:
         """The `n` largest function bodies (where the bytes go)."""
         return sorted(self.functions, key=lambda f: f.size, reverse=True)[:n]
 
-    # running -------------------------------------------------------------------------------------------
+    # running, through the runtime registry ---------------------------------------------------------------
     def run(
         self,
         runtime: str = "wasmtime",
@@ -153,30 +161,25 @@ class Module:
     ) -> RunResult:
         """Run once on `runtime`: call export `invoke` with `args`, or run a WASI command (`invoke=None`) with
         `argv`, `env`, `stdin`, `dirs`. Limits: `fuel`, `timeout` (s), `max_memory` (bytes). Returns a RunResult
-        (value, stdout, exit code, timings per phase); a trap or exceeded limit raises unless `check=False`."""
+        (value, stdout, exit code, timings per phase); a trap or exceeded limit raises unless `check=False`.
+        A convenience for `wasmlab.runtimes.run`."""
         from .runtimes import RunOptions, run
 
         return run(self, runtime, RunOptions(invoke=invoke, args=tuple(args), **_run_options(options)), check)
 
     def instantiate(self, runtime: str = "wasmtime", **options: Any) -> Instance:
-        """A live instance on `runtime` to call many times (state persists) and whose memory you can read."""
+        """A live instance on `runtime` to call many times (state persists) and whose memory you can read.
+        A convenience for `get_runtime(runtime).instantiate`."""
         from .runtimes import RunOptions, get_runtime
 
         return get_runtime(runtime).instantiate(self, RunOptions(**_run_options(options)))
 
-    def validate(self) -> None:
-        """Full validation (types of every instruction), not just structure; raises InvalidModule."""
-        if self.is_component:
-            from .tools import wasm_tools
+    def validate(self, runtime: str = "wasmtime") -> None:
+        """Full validation (types of every instruction), not just structure, by `runtime`'s validator; raises
+        InvalidModule. A convenience for `wasmlab.runtimes.validate`."""
+        from .runtimes import validate
 
-            wasm_tools("validate", "-", data=self.bytes)
-            return
-        import wasmtime
-
-        try:
-            wasmtime.Module.validate(wasmtime.Engine(), self.bytes)
-        except wasmtime.WasmtimeError as exc:
-            raise InvalidModule(f"validation failed: {str(exc).splitlines()[0]}") from None
+        validate(self, runtime)
 
     def wit(self) -> str:
         """The WIT of a component's imports and exports (via `wasm-tools component wit`)."""
@@ -268,18 +271,16 @@ def _run_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def load(source: str | Path | bytes | bytearray | memoryview, *, name: str = "", validate: bool = True) -> Module:
-    """A `Module` from a .wasm path or bytes (WAT text files are compiled). Parses at once, so malformed input
-    raises InvalidModule here; `validate=True` also type-checks every function body."""
+    """A `Module` from bytes or a binary .wasm file. Parses at once, so malformed input raises InvalidModule here;
+    `validate=True` also type-checks every function body. (`wasmlab.load` also compiles WAT files.)"""
     if isinstance(source, (bytes, bytearray, memoryview)):
         module = Module(bytes(source), Provenance("bytes"), name)
     else:
         path = Path(source)
         if not path.is_file():
             raise UsageError(f"no such file: {path}")
-        if path.suffix in (".wat", ".wast"):
-            from .build import compile
-
-            return compile(path)
+        if path.suffix in WAT_SUFFIXES:
+            raise UsageError(f"{path} is WAT text: wasmlab.load or wasmlab.compile compiles it")
         module = Module(path.read_bytes(), Provenance("file", source_name=str(path)), name or path.name)
     module.parsed  # noqa: B018 (parse now: malformed input fails here, not later)
     if validate:

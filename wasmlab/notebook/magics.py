@@ -160,10 +160,10 @@ class WasmMagics(Magics, Configurable):
                 return value
             raise usage_error(f"{name} is a {type(value).__name__}, not a wasmlab Module")
         if name.endswith((".wasm", ".wat")):
-            from ..module import load
+            from ..build import as_module
 
             with user_errors():
-                return load(name)
+                return as_module(name)
         raise usage_error(f"no module named {name!r}: compile one with %%wasm LANG --name {name}")
 
     def _invocation(self, invoke: list[str] | None) -> tuple[str | None, tuple[Any, ...]]:

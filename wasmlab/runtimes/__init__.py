@@ -77,6 +77,7 @@ __all__ = [
     "get_runtime",
     "list_runtimes",
     "run",
+    "validate",
 ]
 
 ENTRY_POINT_GROUP = "wasmlab.runtimes"
@@ -258,3 +259,9 @@ def run(module: Module, runtime: str | Runtime, options: RunOptions, check: bool
     except RunResult.RECORDED as exc:
         result = RunResult(engine.label, options.invoke).record(exc)
     return result.raise_for_error() if check else result
+
+
+def validate(module: Module, runtime: str | Runtime = "wasmtime") -> None:
+    """Full validation of `module` (the types of every instruction) by `runtime`'s validator; InvalidModule when
+    it does not validate."""
+    get_runtime(runtime).validate(module)

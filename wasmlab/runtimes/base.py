@@ -11,6 +11,7 @@ plain data: `RunOptions` in, `RunResult` out, so in-process engines and worker p
       unavailable_reason() -> str | None     why it cannot run here (default: None, it can)
       version() -> str                       engine and version, for tables and reports (default: "")
       compile(module) -> float               compile ahead of use, ms (default: 0.0, compiles on use)
+      validate(module)                       type-check every function; InvalidModule (default: no validator)
       compiled_ms[sha256]                    ms of the real compile of a module (what `compile` filled)
       serialize(module) -> bytes             "precompiled": the engine's compiled artefact
       load_serialized(module, data)          "precompiled": load it back, {"deserialize": ms}
@@ -267,6 +268,11 @@ class Runtime:
         """Compile `module` now, so later runs and instances find it compiled: the milliseconds it took (0.0 when
         it was compiled already, or for an engine that compiles on use; `compiled_ms` keeps the real figure)."""
         return 0.0
+
+    def validate(self, module: Module) -> None:
+        """Type-check every function of `module` as this engine would before running it; InvalidModule when it
+        does not validate."""
+        raise RuntimeUnavailable(self.label, "this engine has no validator", "validate on wasmtime")
 
     def serialize(self, module: Module) -> bytes:
         """The engine's precompiled artefact for `module` ("precompiled")."""

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     ErrorKind,
@@ -42,11 +42,13 @@ from ..errors import (
     UsageError,
     WasmlabError,
 )
-from ..module import Module
 from .base import Instance, RunOptions, RunResult, Runtime
 from .worker.browser_comm import REPLY_GRACE, BrowserUnavailable, get_bridge
 from .worker.jscodec import decode_results, encode_args, frame_names, trap_code
 from .worker.protocol import CANCELLED, CONTROL_TIMEOUT, LINK, b64, timings, unb64
+
+if TYPE_CHECKING:
+    from ..module import Module
 
 __all__ = ["BrowserInstance", "BrowserRuntime"]
 

@@ -4,7 +4,7 @@ The SDK runs a command's `_start` in a sandbox with argv, env, stdin, captured s
 offers no export calls, memory access, host imports or fuel, so this backend runs commands and refuses the
 rest with a clear `RuntimeUnavailable`.
 
-It runs in a worker process (`worker.process.Worker`, this file run as `python -m wasmlab.runtimes.wasmer_sdk`): the SDK
+It runs in a worker process (`worker/scripts/wasmer_sdk_worker.py` in a `worker.process.Worker`): the SDK
 honours `timeout=` in that it returns at the deadline, but a guest that makes no WASI calls (an endless loop, a
 memory.grow loop) keeps running on one of Wasmer's threads after the timeout and after `Process.kill()`
 (measured: CPU time and resident memory keep growing). So the worker is killed after every run that hit a time
@@ -40,7 +40,7 @@ from ..errors import ErrorKind, LimitExceeded, RuntimeUnavailable, UsageError, W
 from ..procfs import rss_bytes
 from .base import Instance, RunOptions, RunResult, Runtime
 from .traps import frame_names, normalize_trap
-from .worker.process import Worker
+from .worker.process import SCRIPTS, Worker
 from .worker.protocol import b64, unb64
 
 if TYPE_CHECKING:
@@ -201,7 +201,9 @@ class WasmerSdkRuntime(Runtime):
             if self._worker is not None:
                 self._worker.kill()  # drops the modules it holds
             env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))}
-            self._worker = Worker(self.label, [sys.executable, "-X", "utf8", "-m", __name__], env)
+            self._worker = Worker(
+                self.label, [sys.executable, "-X", "utf8", str(SCRIPTS / "wasmer_sdk_worker.py")], env
+            )
         worker = self._worker
         message = {
             "op": "run",
@@ -344,50 +346,3 @@ class WasmerSdkRuntime(Runtime):
             raise WasmlabError(f"{self.label}: the guest process was terminated")
         result.exit_code = output.exit_code
         return result
-
-
-def _serve() -> None:
-    """The worker: JSON lines on stdin/stdout (`worker.process.Worker`), each run on an in-process runtime."""
-    import json
-
-    from ..module import Module
-
-    channel = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(2, 1)  # nothing the SDK prints can corrupt an answer
-    runtime, modules = WasmerSdkRuntime(isolated=False), {}
-    channel.write(json.dumps({"ready": True, "version": runtime.version()}) + "\n")
-    for line in sys.stdin:
-        request = json.loads(line)
-        if request["op"] == "load":
-            modules[request["sha"]] = unb64(request["wasm"])
-            channel.write('{"ok": true}\n')
-            continue
-        options = RunOptions(
-            argv=tuple(request["argv"]),
-            env=request["env"],
-            stdin=unb64(request["stdin"]),
-            timeout=request["timeout"],
-            max_memory=request["max_memory"],
-            max_output=request["max_output"],
-        )
-        try:
-            result = runtime.run(Module(modules[request["sha"]], name=request["name"]), options)
-            answer = {
-                "ok": True,
-                "stdout": b64(result.stdout),
-                "stderr": b64(result.stderr),
-                "exit_code": result.exit_code,
-                "trap": result.trap,
-                "frames": result.trap_frames,
-                "timings": result.timings,
-            }
-        except (LimitExceeded, UsageError) as exc:
-            answer = {"ok": False, "kind": exc.kind, "error": str(exc)}
-        except Exception as exc:
-            message = str(exc) if isinstance(exc, WasmlabError) else f"{runtime.label}: {type(exc).__name__}: {exc}"
-            answer = {"ok": False, "kind": ErrorKind.ERROR, "error": message}
-        channel.write(json.dumps(answer) + "\n")
-
-
-if __name__ == "__main__":
-    _serve()

@@ -12,6 +12,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ...errors import ExitTrap, InvalidModule, RuntimeUnavailable, UsageError
+from ...tools import wasm_tools
 from ..base import RunOptions, RunResult, Runtime
 from .component import WasmtimeComponentInstance, instantiate_component, run_component
 from .ffi import _IMPORT_ERROR, _addr, _wt_component, ffi, wasmtime
@@ -206,6 +207,16 @@ class WasmtimeRuntime(Runtime):
                 self._pres.pop(oldest, None)
                 self._infos.pop(oldest, None)
             return compiled, ms
+
+    def validate(self, module: Module) -> None:
+        """wasmtime's validator on this engine's configuration (components: `wasm-tools validate`)."""
+        if module.is_component:
+            wasm_tools("validate", "-", data=module.bytes)
+            return
+        try:
+            wasmtime.Module.validate(self._require_engine(), module.bytes)
+        except wasmtime.WasmtimeError as exc:
+            raise InvalidModule(f"validation failed: {str(exc).splitlines()[0]}") from None
 
     def serialize(self, module: Module) -> bytes:
         """The engine's precompiled artefact for `module` (valid for this wasmtime version and variant)."""

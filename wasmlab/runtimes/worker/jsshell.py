@@ -19,7 +19,7 @@ Trap frames are "name (0xOFFSET)" with offsets in the module's own bytes, like w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...errors import (
     ErrorKind,
@@ -31,17 +31,18 @@ from ...errors import (
     UsageError,
     WasmlabError,
 )
-from ...module import Module
 from ..base import RunOptions, RunResult
 from .backend import WorkerInstance, WorkerRuntime
 from .jscodec import decode_results, encode_args, frame_names, trap_code
-from .process import Worker
+from .process import SCRIPTS, Worker
 from .protocol import CONTROL_TIMEOUT, LINK, timings, unb64
+
+if TYPE_CHECKING:
+    from ...module import Module
 
 __all__ = ["JsInstance", "JsShellRuntime", "cap_memories"]
 
 PAGE = 65536
-SCRIPTS = Path(__file__).parent / "scripts"
 
 
 # ------------------------------------------------------------------------------------------ memory cap
@@ -170,7 +171,7 @@ class JsShellRuntime(WorkerRuntime):
         capped = self._capped.get(key)
         if capped is None:
             data = cap_memories(module, key[1])
-            capped = module if data is None else Module(data, module.provenance, module.name)
+            capped = module if data is None else type(module)(data, module.provenance, module.name)
             if len(self._capped) >= 32:
                 self._shifts.pop(self._capped.pop(next(iter(self._capped))).sha256, None)
             self._capped[key] = capped

@@ -24,14 +24,16 @@ import tempfile
 import threading
 import time
 import weakref
+from pathlib import Path
 from typing import Any
 
 from ...errors import EngineCrashed, LimitExceeded
 from ...procfs import rss_bytes
 from .protocol import b64
 
-__all__ = ["Worker"]
+__all__ = ["SCRIPTS", "Worker"]
 
+SCRIPTS = Path(__file__).parent / "scripts"  # what runs inside the worker processes
 POLL_S = 0.02
 START_TIMEOUT = 60.0
 _live: weakref.WeakSet[Worker] = weakref.WeakSet()

@@ -29,7 +29,7 @@ from ..base import RunOptions, RunResult
 from ..traps import frame_names, normalize_trap
 from ..values import coerce_args
 from .backend import WorkerInstance, WorkerRuntime
-from .process import Worker
+from .process import SCRIPTS, Worker
 from .protocol import LINK, timings, unb64
 
 if TYPE_CHECKING:
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SCRIPTS", "PyWorkerInstance", "PyWorkerRuntime", "frame_names"]
 
-SCRIPTS = Path(__file__).parent / "scripts"  # what runs inside the worker processes
 PYSERVE = SCRIPTS / "pyserve.py"
 PREPARE_TIMEOUT = 300.0  # seconds to compile a module (large Go modules under LLVM take a while)
 
