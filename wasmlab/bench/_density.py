@@ -31,7 +31,7 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cache import cache_dir
 from ..errors import ToolchainUnavailable, UsageError, WasmlabError
@@ -40,6 +40,11 @@ from .figures import density_figure
 from .kernels import GCC
 from .method import Clock, Plan, Progress, resolve, runtime_list
 from .results import BenchResult, table_html
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .method import Sampling
 
 SERVICE_C = r"""
 #define SLOTS 4096
@@ -73,6 +78,7 @@ NATIVE = "native"
 ANSWER = 7  # handle(6) on a fresh copy: counters[6] starts at 6
 DEFAULT_COUNTS = (1, 10, 100)
 QUICK_COUNTS = (1, 10)
+DENSITY_SAMPLES = (3, 1)  # (full, quick) samples per count: each builds N copies
 
 
 class DensityResult(BenchResult):
@@ -232,19 +238,17 @@ def density(
     counts: tuple[int, ...] | list[int] | None = None,
     *,
     native: bool = True,
-    samples: int | None = None,
-    quick: bool = False,
-    seed: int = 0,
-    progress: bool = True,
+    **sampling: Unpack[Sampling],
 ) -> DensityResult:
     """Memory and creation time of one more copy of a small stateful service: an instance on each runtime
-    (default: every available runtime that keeps instances) and, with `native`, a gcc-built process."""
+    (default: every available runtime that keeps instances) and, with `native`, a gcc-built process; `samples`
+    per count (3, quick 1; `sampling`: see `method.Sampling`)."""
     from ..build import compile
 
-    counts = tuple(counts or (QUICK_COUNTS if quick else DEFAULT_COUNTS))
+    plan = Plan.make(**sampling, defaults=DENSITY_SAMPLES)
+    counts = tuple(counts or (QUICK_COUNTS if plan.quick else DEFAULT_COUNTS))
     if any(c < 1 for c in counts):
         raise UsageError("counts must be positive")
-    plan = Plan.make(samples if samples is not None else (1 if quick else 3), quick, seed, progress)
     engines, skipped = resolve(runtime_list(runtimes), need=("instances",))
     module = compile(SERVICE_C, "c", name="service")
     exe = native_service() if native else None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ExitTrap, LimitExceeded, RuntimeUnavailable, Trap, UsageError, WasmlabError
+from ..errors import ExitTrap, LimitExceeded, RuntimeUnavailable, Trap, UsageError
 from ..module import Module
 from .policy import Policy
 from .tools import Tool, toolset
@@ -25,8 +25,9 @@ _EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit)\b(:|$)")  
 
 @dataclass
 class Outcome:
-    """A call's result: `value` (JSON) when `ok`, else `error` (one line) and `kind`: "arguments", "trap",
-    "limit:time", "limit:fuel", "limit:memory", "exit" or "result" (a value with no JSON form)."""
+    """A call's result: `value` (JSON) when `ok`, else `error` (one line) and `kind`: "arguments" (they break
+    the schema), "result" (a value with no JSON form), or the guest error's own kind (`wasmlab.errors.ErrorKind`:
+    "trap", "exit", "limit:time", "limit:fuel", "limit:memory"...)."""
 
     ok: bool
     value: Any = None
@@ -101,7 +102,7 @@ class ToolHost:
                 tail = _last_line(instance.stderr[stderr_before:])
                 self._discard()
                 error = _one_line(exc) + (f" (guest stderr: {tail})" if tail else "")
-                return Outcome(False, error=error, kind=_kind(exc))
+                return Outcome(False, error=error, kind=exc.kind)
             except UsageError as exc:  # the guest could not take the values (nothing ran)
                 return Outcome(False, error=_one_line(exc), kind="arguments")
         try:
@@ -137,12 +138,6 @@ def require_sdk() -> None:
     missing = [name for name in ("mcp", "jsonschema") if importlib.util.find_spec(name) is None]
     if missing:
         raise RuntimeUnavailable("mcp", f"{' and '.join(missing)} not installed", "pip install 'wasmlab[mcp]'")
-
-
-def _kind(exc: WasmlabError) -> str:
-    if isinstance(exc, LimitExceeded):
-        return f"limit:{exc.limit}"
-    return "exit" if isinstance(exc, ExitTrap) else "trap"
 
 
 def _one_line(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..errors import EngineCrashed, ExitTrap, LimitExceeded, RuntimeUnavailable, Trap, UsageError
+from ..errors import RuntimeUnavailable, UsageError
 from .base import (
     CAPABILITIES,
     DEFAULT_MAX_MEMORY,
@@ -169,12 +169,6 @@ def run(module: Module, runtime: str | Runtime, options: RunOptions, check: bool
     engine = get_runtime(runtime)
     try:
         result = engine.run(module, options)
-    except ExitTrap as exc:
-        result = RunResult(engine.label, options.invoke, exit_code=exc.status)
-    except Trap as exc:
-        result = RunResult(engine.label, options.invoke, trap=exc.code, trap_frames=exc.frames)
-    except LimitExceeded as exc:
-        result = RunResult(engine.label, options.invoke, error=str(exc), error_kind=f"limit:{exc.limit}")
-    except EngineCrashed as exc:
-        result = RunResult(engine.label, options.invoke, error=str(exc), error_kind="crash")
+    except RunResult.RECORDED as exc:
+        result = RunResult(engine.label, options.invoke).record(exc)
     return result.raise_for_error() if check else result

@@ -14,9 +14,18 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..errors import RuntimeUnavailable, UsageError
+from ..errors import (
+    EngineCrashed,
+    ExitTrap,
+    LimitExceeded,
+    RuntimeUnavailable,
+    Trap,
+    UsageError,
+    WasmlabError,
+    error_for,
+)
 from .views import InstanceHelpers
 
 if TYPE_CHECKING:
@@ -93,10 +102,28 @@ class RunResult:
     exit_code: int | None = None
     trap: str | None = None  # canonical trap code, see TRAP_CODES
     trap_frames: list[str] = field(default_factory=list)
-    error: str | None = None  # a non-trap failure (limit, unavailable), one line
-    error_kind: str | None = None  # "limit:time", "limit:fuel", "limit:memory", "unavailable", "invalid"
+    error: str | None = None  # a non-trap failure (a limit, a crash), one line
+    error_kind: str | None = None  # an `ErrorKind`: "limit:time", "limit:fuel", "limit:memory", "crash"...
     timings: dict[str, float] = field(default_factory=dict)
     fuel_used: int | None = None
+
+    # The errors a run records in its result rather than raises (an exit status, a trap, a limit, a crash);
+    # everything else (bad arguments, a missing engine, invalid bytes) is raised before or instead of a result.
+    RECORDED: ClassVar[tuple[type[WasmlabError], ...]] = (Trap, LimitExceeded, EngineCrashed)
+
+    def record(self, exc: WasmlabError) -> RunResult:
+        """Record how the run ended in `exc` (one of RECORDED): ExitTrap as `exit_code`, Trap as `trap` and
+        `trap_frames`, others as `error` and `error_kind` (`exc.kind`). Output the engine attached to `exc`
+        (`stdout`/`stderr` attributes) is kept. `raise_for_error` raises it again."""
+        if isinstance(exc, ExitTrap):
+            self.exit_code = exc.code
+        elif isinstance(exc, Trap):
+            self.trap, self.trap_frames = str(exc.code), list(exc.frames)
+        else:
+            self.error, self.error_kind = str(exc), exc.kind
+        if hasattr(exc, "stdout"):
+            self.stdout, self.stderr = exc.stdout, getattr(exc, "stderr", b"")
+        return self
 
     @property
     def ok(self) -> bool:
@@ -107,22 +134,14 @@ class RunResult:
         return self.stdout.decode(errors="replace")
 
     def raise_for_error(self) -> RunResult:
-        """Raise the error this result records (Trap, LimitExceeded, EngineCrashed...); else return self."""
-        from ..errors import EngineCrashed, LimitExceeded, RuntimeUnavailable, Trap, WasmlabError
-
+        """Raise the error this result records (Trap, LimitExceeded, EngineCrashed...: `errors.error_for`);
+        else return self. A non-zero exit status is a result, not an error."""
         if self.trap:
             frames = self.trap_frames
             where = f" in {frames[0]}" if frames else ""
             raise Trap(self.trap, frames, f"wasm trap on {self.runtime}: {self.trap}{where}")
         if self.error:
-            kind = self.error_kind or ""
-            if kind.startswith("limit:"):
-                raise LimitExceeded(kind.removeprefix("limit:"), self.error)
-            if kind == "crash":
-                raise EngineCrashed(self.runtime, self.error)
-            if kind == "unavailable":
-                raise RuntimeUnavailable(self.runtime, self.error)
-            raise WasmlabError(self.error)
+            raise error_for(self.error_kind, self.error, self.runtime)
         return self
 
     def to_dict(self) -> dict[str, Any]:

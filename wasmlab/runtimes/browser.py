@@ -32,6 +32,7 @@ import weakref
 from typing import Any
 
 from ..errors import (
+    ErrorKind,
     ExitTrap,
     InstanceLost,
     InvalidModule,
@@ -44,7 +45,7 @@ from ..errors import (
 from ..module import Module
 from .base import Instance, RunOptions, RunResult, Runtime
 from .node import decode_results, encode_args, frame_names, trap_code
-from .worker import b64, unb64
+from .worker import CANCELLED, LINK, b64, unb64
 from .worker_runtime import CONTROL_TIMEOUT
 
 __all__ = ["BrowserInstance", "BrowserRuntime"]
@@ -124,10 +125,9 @@ class BrowserRuntime(Runtime):
         result = RunResult(self.label, options.invoke)
         result.timings = {k: float(v) for k, v in (answer.get("timings") or {}).items()}
         kind = answer.get("kind")
-        if kind == "limit:time":
-            result.error, result.error_kind = f"{self.label}: {answer.get('error')}", "limit:time"
-            return result
-        if kind == "exit":
+        if kind == ErrorKind.LIMIT_TIME:
+            return result.record(LimitExceeded("time", f"{self.label}: {answer.get('error')}"))
+        if kind == ErrorKind.EXIT:
             raise ExitTrap(int(answer.get("exit_code") or 1))
         if "error" in answer:
             self._fail(answer)
@@ -142,11 +142,11 @@ class BrowserRuntime(Runtime):
 
     def _fail(self, answer: dict[str, Any]) -> None:
         kind, message = answer.get("kind", ""), answer.get("error", "")
-        if kind == "compile":
+        if kind == ErrorKind.COMPILE:
             raise InvalidModule(f"the browser rejected the module: {message}")
-        if kind in ("link", "usage"):
+        if kind in (LINK, ErrorKind.USAGE):
             raise UsageError(f"{self.label}: {message}")
-        if kind in ("cancelled", "lost"):
+        if kind in (CANCELLED, ErrorKind.LOST):
             raise RuntimeUnavailable(self.label, f"the page stopped the run ({message})", self.install)
         raise WasmlabError(f"{self.label}: {message}")
 
@@ -166,9 +166,9 @@ class BrowserRuntime(Runtime):
             answer = self._bridge().run(message, module.bytes, module.sha256, options.timeout, op="instantiate")
         except BrowserUnavailable as exc:
             raise RuntimeUnavailable(self.label, exc.reason, self.install) from None
-        if answer.get("kind") == "exit":
+        if answer.get("kind") == ErrorKind.EXIT:
             raise ExitTrap(int(answer.get("exit_code") or 1))
-        if answer.get("kind") == "limit:time":
+        if answer.get("kind") == ErrorKind.LIMIT_TIME:
             raise LimitExceeded("time", f"{self.label}: instantiating {module.name}: {answer.get('error')}")
         if "error" in answer:
             self._fail(answer)
@@ -218,10 +218,10 @@ class BrowserInstance(Instance):
         self.stdout = (self.stdout + unb64(answer.get("stdout")))[:room]
         self.stderr = (self.stderr + unb64(answer.get("stderr")))[:room]
         kind = answer.get("kind")
-        if kind in ("limit:time", "cancelled", "lost"):  # the page restarted its worker: the instance is gone
+        if kind in (ErrorKind.LIMIT_TIME, CANCELLED, ErrorKind.LOST):  # the page restarted its worker: instance gone
             self._lost = f"instance lost: the page's worker was restarted ({answer.get('error')}); instantiate again"
             self._finalizer.detach()
-            if kind == "limit:time":
+            if kind == ErrorKind.LIMIT_TIME:
                 where = f"{self.module.name}.{message.get('name')}"
                 raise LimitExceeded("time", f"{self.runtime}: {where}: {answer['error']}; raise timeout= (seconds)")
             raise InstanceLost(self._lost)

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import (
+    ErrorKind,
     ExitTrap,
     InstanceLost,
     InvalidModule,
@@ -59,7 +60,7 @@ from .base import (
     confined_directory,
     normalize_trap,
 )
-from .worker import Worker, b64, unb64
+from .worker import LINK, Worker, b64, unb64
 from .worker_runtime import CONTROL_TIMEOUT, WorkerInstance, WorkerRuntime
 
 WORKER_SCRIPT = Path(__file__).parent / "workers" / "node_worker.mjs"
@@ -344,17 +345,17 @@ class NodeRuntime(WorkerRuntime):
     def _fail(self, answer: dict[str, Any]) -> None:
         """Raise the error an answer carries (not traps, not memory limits: those are results)."""
         kind, message = answer.get("kind", ""), answer.get("error", "")
-        if kind == "compile":
+        if kind == ErrorKind.COMPILE:
             raise InvalidModule(f"node rejected the module: {message}")
-        if kind in ("link", "usage"):
+        if kind in (LINK, ErrorKind.USAGE):
             raise UsageError(f"{self.label}: {message}")
-        if kind == "limit:memory":
+        if kind == ErrorKind.LIMIT_MEMORY:
             raise LimitExceeded("memory", f"{self.label}: {message}")
-        if kind == "lost":
+        if kind == ErrorKind.LOST:
             raise InstanceLost(
                 f"instance lost: the node worker was restarted after {self._stopped_because}; instantiate again"
             )
-        if kind == "exit":
+        if kind == ErrorKind.EXIT:
             raise ExitTrap(answer.get("exit_code") or 1)
         if "outside the bounds of the DataView" in message:  # node:wasi read a pointer outside the guest's memory
             code = "out of bounds memory access"
@@ -423,25 +424,20 @@ class NodeRuntime(WorkerRuntime):
             self._check_memory(module, options)
             answer = self._answer(module, options, message)
         except LimitExceeded as exc:
-            result.error, result.error_kind = str(exc), f"limit:{exc.limit}"
-            return result
-        if answer.get("kind") == "exit":
+            return result.record(exc)
+        if answer.get("kind") == ErrorKind.EXIT:
             result.exit_code = answer.get("exit_code")
             return result
-        if "error" in answer and answer.get("kind") != "limit:memory":
+        if "error" in answer and answer.get("kind") != ErrorKind.LIMIT_MEMORY:
             self._fail(answer)
         result.stdout, result.stderr = unb64(answer.get("stdout")), unb64(answer.get("stderr"))
         result.exit_code = answer.get("exit_code")
         result.timings = {k: float(v) for k, v in answer.get("timings", {}).items()}
         if "trap" in answer:
             what = f"{module.name}.{options.invoke}" if options.invoke else module.name
-            trap = self._trap(module, options, answer, what)
-            if isinstance(trap, LimitExceeded):
-                result.error, result.error_kind = str(trap), "limit:memory"
-            else:
-                result.trap, result.trap_frames = trap.code, trap.frames
+            result.record(self._trap(module, options, answer, what))
         elif "error" in answer:  # the memory check after the guest returned
-            result.error, result.error_kind = f"{self.label}: {answer['error']}", "limit:memory"
+            result.record(LimitExceeded("memory", f"{self.label}: {answer['error']}"))
         elif options.invoke is not None and answer.get("exit_code") is None:
             result.result = decode_results(answer.get("result"), results)
         return result
@@ -467,7 +463,7 @@ class NodeInstance(WorkerInstance):
 
     def _check(self, answer: dict[str, Any], message: dict[str, Any]) -> None:
         if "error" in answer:
-            if answer.get("kind") == "limit:memory":  # the worker dropped the instance
+            if answer.get("kind") == ErrorKind.LIMIT_MEMORY:  # the worker dropped the instance
                 self._lose(f"it passed its memory limit ({answer['error']})")
             self._runtime._fail(answer)
         if "trap" in answer:

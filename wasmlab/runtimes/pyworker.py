@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
+    ErrorKind,
     InvalidModule,
     LimitExceeded,
     RuntimeUnavailable,
@@ -31,7 +32,7 @@ from .base import (
     confined_directory,
     normalize_trap,
 )
-from .worker import Worker, b64, unb64
+from .worker import LINK, Worker, b64, unb64
 from .worker_runtime import WorkerInstance, WorkerRuntime
 
 if TYPE_CHECKING:
@@ -178,30 +179,30 @@ class PyWorkerRuntime(WorkerRuntime):
                 f"the engine cannot compile this module ({message}), a limitation of {self.name}",
                 "use wasmtime",
             )
-        if kind == "invalid" and ("segment out of bounds" in message or "table underflow" in message):
+        if kind == ErrorKind.INVALID and ("segment out of bounds" in message or "table underflow" in message):
             # wasm3 initialises data and element segments when loading: a segment that does not fit is a trap
             code = "out of bounds memory access" if "data" in message else "out of bounds table access"
             raise Trap(code, [], f"wasm trap on {self.label}: {code} (initialising a segment)")
-        if kind == "invalid":
+        if kind == ErrorKind.INVALID:
             prefix = "" if "rejected the module" in message else f"{self.label} rejected the module: "
             raise InvalidModule(prefix + message)
         # wasm3 compiles a function when it is first looked up: a compile error reads as a missing export
-        exported = module.export_names() if module is not None and kind == "usage" else []
+        exported = module.export_names() if module is not None and kind == ErrorKind.USAGE else []
         if any(f"cannot find export {name!r}:" in message for name in exported):
             module.validate()  # InvalidModule when the code is invalid, as the other engines say
             raise RuntimeUnavailable(self.label, f"{self.name} cannot compile this module ({message})", "use wasmtime")
-        if kind in ("link", "usage"):
+        if kind in (LINK, ErrorKind.USAGE):
             raise UsageError(f"{self.label}: {message}")
-        if kind == "unavailable":
+        if kind == ErrorKind.UNAVAILABLE:
             raise RuntimeUnavailable(self.label, message, "use wasmtime")
-        if kind == "limit:memory":
+        if kind == ErrorKind.LIMIT_MEMORY:
             raise LimitExceeded("memory", f"{self.label}: {message}")
-        if kind == "trap":
+        if kind == ErrorKind.TRAP:
             code = normalize_trap(answer.get("trap_message") or message)
             frames = frame_names(module, answer.get("frames", [])) if module is not None else []
             where = f" in {frames[0]}" if frames else ""
             raise Trap(code, frames, f"wasm trap on {self.label}: {code}{where}")
-        if module is not None and kind == "error":
+        if module is not None and kind == ErrorKind.ERROR:
             # the worker choked on the bytes (wasm3's LEB rewriter raised IndexError on invalid code)
             module.validate()  # InvalidModule when they are invalid
         raise WasmlabError(f"{self.label} worker: {message or answer}")
@@ -218,7 +219,7 @@ class PyWorkerRuntime(WorkerRuntime):
         compiled = self._prepare(module, options)
         answer = self.request(message, module=module, timeout=options.timeout, max_memory=options.max_memory)
         kind = answer.get("kind")
-        if not answer.get("ok") and (kind not in ("trap", "limit:memory") or _engine_cannot(answer)):
+        if not answer.get("ok") and (kind not in (ErrorKind.TRAP, ErrorKind.LIMIT_MEMORY) or _engine_cannot(answer)):
             self._fail(answer, module)
         timings = {k: float(v) for k, v in answer.get("timings", {}).items()}
         timings["compile"] = compiled.get("compile", timings.get("compile", 0.0))
@@ -232,11 +233,11 @@ class PyWorkerRuntime(WorkerRuntime):
         )
         if options.invoke is None and result.exit_code is None and kind is None:
             result.exit_code = 0
-        if kind == "trap":
+        if kind == ErrorKind.TRAP:
             result.trap = normalize_trap(answer.get("trap_message") or answer.get("error", ""))
             result.trap_frames = frame_names(module, answer.get("frames", []))
-        elif kind == "limit:memory":
-            result.error, result.error_kind = f"{self.label}: {answer.get('error')}", "limit:memory"
+        elif kind == ErrorKind.LIMIT_MEMORY:
+            result.record(LimitExceeded("memory", f"{self.label}: {answer.get('error')}"))
         elif options.invoke is not None and answer.get("exit_code") is None:
             result.result = decode_value(answer.get("result"))
         return result

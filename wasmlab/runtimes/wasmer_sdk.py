@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..cache import cache_dir
-from ..errors import LimitExceeded, RuntimeUnavailable, UsageError, WasmlabError
+from ..errors import ErrorKind, LimitExceeded, RuntimeUnavailable, UsageError, WasmlabError
 from .base import Instance, RunOptions, RunResult, Runtime, normalize_trap
 from .pyworker import frame_names
 from .worker import Worker, b64, rss_bytes, unb64
@@ -219,11 +219,12 @@ class WasmerSdkRuntime(Runtime):
         wait = None if options.timeout is None else options.timeout + GRACE_S
         answer = worker.request(message, timeout=wait, max_rss=max_rss, module=module)
         kind, error = answer.get("kind", ""), answer.get("error", "")
-        if kind.startswith("limit:"):
+        limit = ErrorKind.limit_of(kind)
+        if limit is not None:
             worker.kill()  # the guest may still be running on a Wasmer thread in there
-            raise LimitExceeded(kind.removeprefix("limit:"), error)
+            raise LimitExceeded(limit, error)
         if not answer.get("ok"):
-            raise (UsageError if kind == "usage" else WasmlabError)(error or f"{self.label} worker: {answer}")
+            raise (UsageError if kind == ErrorKind.USAGE else WasmlabError)(error or f"{self.label} worker: {answer}")
         result = RunResult(self.label, None, stdout=unb64(answer["stdout"]), stderr=unb64(answer["stderr"]))
         result.exit_code, result.trap, result.trap_frames = answer["exit_code"], answer["trap"], answer["frames"]
         result.timings = {k: float(v) for k, v in answer["timings"].items()}
@@ -378,13 +379,11 @@ def _serve() -> None:
                 "frames": result.trap_frames,
                 "timings": result.timings,
             }
-        except LimitExceeded as exc:
-            answer = {"ok": False, "kind": f"limit:{exc.limit}", "error": str(exc)}
-        except UsageError as exc:
-            answer = {"ok": False, "kind": "usage", "error": str(exc)}
+        except (LimitExceeded, UsageError) as exc:
+            answer = {"ok": False, "kind": exc.kind, "error": str(exc)}
         except Exception as exc:
             message = str(exc) if isinstance(exc, WasmlabError) else f"{runtime.label}: {type(exc).__name__}: {exc}"
-            answer = {"ok": False, "kind": "error", "error": message}
+            answer = {"ok": False, "kind": ErrorKind.ERROR, "error": message}
         channel.write(json.dumps(answer) + "\n")
 
 

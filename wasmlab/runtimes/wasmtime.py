@@ -669,19 +669,6 @@ def _keep_output(exc: BaseException, state: _StoreState) -> None:
         exc.stdout, exc.stderr = state.output("stdout"), state.output("stderr")  # type: ignore[attr-defined]
 
 
-def _record(result: RunResult, exc: BaseException) -> RunResult:
-    """Record an exit, a trap or an exceeded limit in `result` (with the output attached to `exc`, if any)."""
-    if isinstance(exc, ExitTrap):
-        result.exit_code = exc.status
-    elif isinstance(exc, Trap):
-        result.trap, result.trap_frames = exc.code, exc.frames
-    elif isinstance(exc, LimitExceeded):
-        result.error, result.error_kind = str(exc), f"limit:{exc.limit}"
-    if hasattr(exc, "stdout"):
-        result.stdout, result.stderr = exc.stdout, exc.stderr  # type: ignore[attr-defined]
-    return result
-
-
 # ------------------------------------------------------------------------------------------ runtime
 class WasmtimeRuntime(Runtime):
     """wasmtime in this process: the reference backend (see the module docstring for the design)."""
@@ -1087,8 +1074,8 @@ class WasmtimeRuntime(Runtime):
             )
         try:
             inst = self._instantiate(module, compiled, options, result.timings)
-        except (ExitTrap, Trap, LimitExceeded) as exc:  # in a start function or _initialize
-            return _record(result, exc)
+        except RunResult.RECORDED as exc:  # in a start function or _initialize
+            return result.record(exc)
         try:
             name = "_start" if command else options.invoke
             assert name is not None
@@ -1099,8 +1086,8 @@ class WasmtimeRuntime(Runtime):
                     result.exit_code = 0
                 else:
                     result.result = value
-            except (ExitTrap, Trap, LimitExceeded) as exc:
-                _record(result, exc)
+            except RunResult.RECORDED as exc:
+                result.record(exc)
             result.timings[key] = inst.last_call_ms
             state = inst._state
             if options.fuel is not None:
@@ -1191,8 +1178,8 @@ class WasmtimeRuntime(Runtime):
         result = RunResult(self.label, options.invoke)
         try:
             inst = self._instantiate_component(module, options)
-        except (ExitTrap, Trap, LimitExceeded) as exc:
-            return _record(result, exc)
+        except RunResult.RECORDED as exc:
+            return result.record(exc)
         result.timings.update(inst.timings)
         key = "run" if options.invoke is None else "call"
         try:
@@ -1200,8 +1187,8 @@ class WasmtimeRuntime(Runtime):
                 result.exit_code = inst.run_command()
             else:
                 result.result = inst.call(options.invoke, *options.args)
-        except (ExitTrap, Trap, LimitExceeded) as exc:
-            _record(result, exc)
+        except RunResult.RECORDED as exc:
+            result.record(exc)
         finally:
             result.timings[key] = inst._state.last_call * 1000.0
             result.stdout, result.stderr = inst.stdout, inst.stderr

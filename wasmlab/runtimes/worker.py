@@ -29,6 +29,11 @@ from typing import Any
 
 from ..errors import EngineCrashed, LimitExceeded
 
+# Answers that fail carry {"error": one line, "kind": ...}: an `errors.ErrorKind` ("usage", "invalid",
+# "unavailable", "limit:memory", "trap", "exit", "lost", "compile"...) or one of these, which only workers say:
+LINK = "link"  # an import of the guest that the worker could not provide
+CANCELLED = "cancelled"  # the browser page stopped the run (it restarted its worker)
+
 POLL_S = 0.02
 START_TIMEOUT = 60.0
 _live: weakref.WeakSet[Worker] = weakref.WeakSet()
