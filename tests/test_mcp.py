@@ -323,8 +323,37 @@ def test_c_component_over_streamable_http_on_loopback(geo_component) -> None:
         assert s.value("geo.count-within", center={"x": 0, "y": 0}, radius=5, places=places) == 2
         assert s.call("geo.heading", a={"x": 0}, b={"x": 1, "y": 1}).is_error
         pid = s.pid
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)  # stopped with the session
+    assert not alive(pid)  # stopped with the session
+
+
+def alive(pid: int) -> bool:
+    """True while process `pid` runs (a zombie waiting for its reaper counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+def test_a_session_never_closed_ends_with_its_process(tmp_path, transport) -> None:
+    """A notebook that forgets close(): the server goes when the kernel goes, and the kernel can exit."""
+    path = wasmlab.compile(CORE_WAT, "wat", name="core").save(tmp_path / "core.wasm")
+    code = (
+        "import os, wasmlab.mcp as m\n"
+        f"s = m.session({str(path)!r}, transport={transport!r})\n"
+        "assert s.value('add', arg0=1, arg1=2) == 3\n"
+        "print([p for p in os.listdir('/proc') if p.isdigit() and open(f'/proc/{p}/stat').read().split()[3] == "
+        "str(os.getpid())], flush=True)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    children = [int(pid) for pid in json.loads(out.stdout.replace("'", '"'))]
+    assert children, "the server was a child of the session's process"
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in children), "a server outlived the process that started it"
 
 
 def test_core_module_functions_are_tools(tmp_path) -> None:
@@ -376,6 +405,19 @@ def test_cli_tools_lists_schemas_and_what_is_left_out(tmp_path) -> None:
     data = json.loads(out.stdout)
     assert [t["name"] for t in data["tools"]] == ["add", "div", "half", "pair"]
     assert "ref" in data["not_tools"]
+
+
+def test_cli_builds_a_python_source_for_its_wit_world(values_component) -> None:
+    """`wasmlab mcp tools|serve tools.py --wit tools.wit --world W` compiles the source for that world first."""
+    out = subprocess.run(
+        [sys.executable, "-m", "wasmlab", "mcp", "tools", str(SNIPPETS / "mcp_values.py"),
+         "--wit", str(SNIPPETS / "mcp_values.wit"), "--world", "mcp-test", "--json"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    tools = {t["name"]: t for t in json.loads(out.stdout)["tools"]}
+    assert set(tools) == {t.name for t in toolset(values_component, wit=VALUES_WIT)}
+    assert tools["add"]["description"] == "Add two numbers."
 
 
 def test_cli_refuses_a_non_loopback_address(tmp_path) -> None:

@@ -85,11 +85,13 @@ def serve(
     world: str | None = None,
     lang: str | None = None,
     runtime: str = "wasmtime",
+    until_stdin_closes: bool = False,
 ) -> None:
     """Serve `source`'s exported functions as MCP tools until the client leaves (stdio) or Ctrl-C (http on
     `host`:`port`, loopback only). Grants: `allow_dir` ("GUEST=HOST"), `allow_env` ("NAME" or "NAME=VALUE");
     limits per call: `timeout` (s), `fuel`, `max_memory` (bytes or "64M"); or a ready `policy`. `wit` is the WIT
-    source (text or path) the component was built from, for its doc comments. In a notebook use `session()`."""
+    source (text or path) the component was built from, for its doc comments. In a notebook use `session()`.
+    `until_stdin_closes` (http): stop when stdin reaches its end, so the server ends with its parent."""
     from .server import check_loopback, run_http, run_stdio
 
     if transport not in ("stdio", "http"):
@@ -103,6 +105,6 @@ def serve(
         tool_host.start()  # compile and instantiate before answering
         print(f"wasmlab mcp: {len(tool_host.tools)} tools from {module.name}; {policy.summary()}", file=sys.stderr)
         if transport == "http":
-            run_http(tool_host, host, port)
+            run_http(tool_host, host, port, until_stdin_closes=until_stdin_closes)
         else:
             run_stdio(tool_host)

@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="with --transport http: loopback address (127.0.0.1)")
     p.add_argument("--port", type=int, default=0, help="with --transport http: port (default: a free one)")
     p.add_argument("--runtime", "-r", default="wasmtime", help="wasmtime or wasmtime:winch (faster start)")
+    p.add_argument("--until-stdin-closes", action="store_true", help="with --transport http: stop when stdin closes")
 
     p = subcommand("tools", "list the tools a module would serve, with their schemas, and what is left out")
     p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
@@ -69,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
             world=args.world,
             lang=args.lang,
             runtime=args.runtime,
+            until_stdin_closes=args.until_stdin_closes,
         )
     return 0
 

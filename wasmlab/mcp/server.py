@@ -16,6 +16,7 @@ import ipaddress
 import json
 import socket
 import sys
+import threading
 from typing import Any
 
 from ..errors import UsageError
@@ -122,9 +123,12 @@ def run_stdio(host: ToolHost) -> None:
     anyio.run(main)
 
 
-def run_http(host: ToolHost, address: str = "127.0.0.1", port: int = 0, *, announce: Any = None) -> None:
+def run_http(
+    host: ToolHost, address: str = "127.0.0.1", port: int = 0, *, announce: Any = None, until_stdin_closes: bool = False
+) -> None:
     """Serve MCP over streamable HTTP at http://ADDRESS:PORT/mcp (loopback only; port 0 picks a free one)
-    until interrupted. `announce(url)` is called once the socket listens (default: print it to stderr)."""
+    until interrupted, or until stdin closes with `until_stdin_closes` (how `session()` makes sure a server never
+    outlives the process that started it). `announce(url)` is called once the socket listens (default: stderr)."""
     import uvicorn
 
     check_loopback(address)
@@ -141,8 +145,16 @@ def run_http(host: ToolHost, address: str = "127.0.0.1", port: int = 0, *, annou
     url = f"http://{shown}:{bound}/mcp"
     sock.listen(128)  # clients that connect before uvicorn runs wait in the backlog, so announce now
     (announce or _announce)(url)
+    server_loop = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    if until_stdin_closes:
+
+        def watch() -> None:
+            sys.stdin.buffer.read()  # returns at EOF: the parent closed the pipe, or exited
+            server_loop.should_exit = True
+
+        threading.Thread(target=watch, daemon=True, name="wasmlab-mcp-stdin").start()
     try:
-        uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on")).run(sockets=[sock])
+        server_loop.run(sockets=[sock])
     finally:
         sock.close()
 

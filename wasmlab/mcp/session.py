@@ -38,7 +38,6 @@ class Session:
 
     def __init__(self, args: list[str], transport: str, workdir: tempfile.TemporaryDirectory[str]) -> None:
         require_sdk()
-        from anyio.from_thread import start_blocking_portal
         from mcp import Client
 
         self.transport = transport
@@ -47,8 +46,7 @@ class Session:
         self._process: subprocess.Popen[bytes] | None = None
         self._stderr: deque[str] = deque(maxlen=50)
         self._errlog = open(Path(workdir.name) / "server.log", "w+", encoding="utf-8")  # noqa: SIM115
-        self._portal_cm = start_blocking_portal()
-        self.portal = self._portal_cm.__enter__()
+        self.portal, self._loop_thread = _start_portal()
         try:
             if transport == "http":
                 self.url = self._start_http(args)
@@ -69,9 +67,9 @@ class Session:
 
     # server process ---------------------------------------------------------------------------------------
     def _start_http(self, args: list[str]) -> str:
-        self._process = subprocess.Popen(
-            [sys.executable, *args, "--transport", "http", "--port", "0"],
-            stdin=subprocess.DEVNULL,
+        self._process = subprocess.Popen(  # its stdin is ours: when we go, it goes (--until-stdin-closes)
+            [sys.executable, *args, "--transport", "http", "--port", "0", "--until-stdin-closes"],
+            stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -146,9 +144,11 @@ class Session:
         if client_cm is not None:
             with contextlib.suppress(Exception):  # the server may already be gone: nothing left to close
                 client_cm.__exit__(None, None, None)
-        portal_cm = self.__dict__.pop("_portal_cm", None)
-        if portal_cm is not None:
-            portal_cm.__exit__(None, None, None)
+        portal = self.__dict__.pop("portal", None)
+        if portal is not None:
+            with contextlib.suppress(Exception):
+                portal.call(portal.stop)
+            self._loop_thread.join(5)
         if self._process is not None:
             stop_process(self._process)
             self._process = None
@@ -162,9 +162,26 @@ class Session:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __del__(self) -> None:
-        if "_portal_cm" in self.__dict__ or self._process is not None:
-            self._shutdown()
+
+def _start_portal() -> tuple[Any, threading.Thread]:
+    """An anyio event loop on a daemon thread, and the portal to call into it. Not anyio's
+    `start_blocking_portal`: its worker thread would hold up interpreter exit for a session never closed. A
+    server cannot outlive us either way: stdio's pipe, or the HTTP server's stdin, closes when we exit."""
+    import queue
+
+    import anyio
+    from anyio.from_thread import BlockingPortal
+
+    ready: queue.Queue[Any] = queue.Queue()
+
+    async def main() -> None:
+        async with BlockingPortal() as portal:
+            ready.put(portal)
+            await portal.sleep_until_stopped()
+
+    thread = threading.Thread(target=anyio.run, args=(main,), daemon=True, name="wasmlab-mcp-client")
+    thread.start()
+    return ready.get(timeout=30), thread
 
 
 class ToolError(WasmlabError):
@@ -178,7 +195,10 @@ class ToolError(WasmlabError):
 
 
 def stop_process(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
-    """Stop a server we started, by its own handle: SIGTERM, then SIGKILL after `grace` seconds."""
+    """Stop a server we started, by its own handle: close its stdin, SIGTERM, then SIGKILL after `grace` s."""
+    if process.stdin is not None:
+        with contextlib.suppress(OSError):
+            process.stdin.close()
     if process.poll() is None:
         process.terminate()
         try:
