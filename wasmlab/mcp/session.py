@@ -110,16 +110,34 @@ class Session:
         return self._process.pid if self._process else None
 
     # client ---------------------------------------------------------------------------------------------
+    def _ask(self, method: Any, *args: Any) -> Any:
+        """`await method(*args)` in the client's loop. The SDK's MCPError (an answer: unknown tool...) passes;
+        anything else means the server is gone: SessionError with its last words."""
+        from mcp.shared.exceptions import MCPError
+
+        if "portal" not in self.__dict__:
+            raise SessionError("this MCP session is closed")
+        try:
+            return self.portal.call(method, *args)
+        except MCPError:
+            raise
+        except Exception as exc:
+            last = self._server_error()
+            raise SessionError(
+                f"the MCP server stopped answering ({type(exc).__name__}{f': {exc}' if str(exc) else ''})"
+                + (f"; its last line: {last}" if last else "")
+            ) from None
+
     @property
     def tools(self) -> list[Any]:
         """The server's tools (`mcp_types.Tool`: name, description, input_schema, output_schema)."""
-        return self.portal.call(self.client.list_tools).tools
+        return self._ask(self.client.list_tools).tools
 
     def call(self, name: str, arguments: dict[str, Any] | None = None, /, **kwargs: Any) -> Any:
         """Call tool `name` with `arguments` (or keyword arguments); the SDK's `CallToolResult`: read
         `.structured_content["result"]`, or `.is_error` and `.content[0].text` for a tool error."""
         arguments = {**(arguments or {}), **kwargs}
-        return self.portal.call(self.client.call_tool, name, arguments)
+        return self._ask(self.client.call_tool, name, arguments)
 
     def value(self, name: str, arguments: dict[str, Any] | None = None, /, **kwargs: Any) -> Any:
         """The result of tool `name`, or ToolError with the tool's one-line message."""
@@ -132,7 +150,7 @@ class Session:
         """The server's policy, read from its `wasmlab://policy` resource."""
         import json
 
-        result = self.portal.call(self.client.read_resource, POLICY_URI)
+        result = self._ask(self.client.read_resource, POLICY_URI)
         return json.loads(result.contents[0].text)
 
     # lifetime -------------------------------------------------------------------------------------------
