@@ -339,16 +339,22 @@ def alive(pid: int) -> bool:
 def test_a_session_never_closed_ends_with_its_process(tmp_path, transport) -> None:
     """A notebook that forgets close(): the server goes when the kernel goes, and the kernel can exit."""
     path = wasmlab.compile(CORE_WAT, "wat", name="core").save(tmp_path / "core.wasm")
-    code = (
-        "import os, wasmlab.mcp as m\n"
-        f"s = m.session({str(path)!r}, transport={transport!r})\n"
-        "assert s.value('add', arg0=1, arg1=2) == 3\n"
-        "print([p for p in os.listdir('/proc') if p.isdigit() and open(f'/proc/{p}/stat').read().split()[3] == "
-        "str(os.getpid())], flush=True)\n"
-    )
+    code = f"""
+import os, wasmlab.mcp as m
+s = m.session({str(path)!r}, transport={transport!r})
+assert s.value("add", arg0=1, arg1=2) == 3
+children = []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        if open(f"/proc/{{pid}}/stat").read().rsplit(")", 1)[1].split()[1] == str(os.getpid()):
+            children.append(int(pid))
+    except OSError:
+        pass
+print(children, flush=True)
+"""
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    children = [int(pid) for pid in json.loads(out.stdout.replace("'", '"'))]
+    children = json.loads(out.stdout)
     assert children, "the server was a child of the session's process"
     deadline = time.monotonic() + 15
     while any(alive(pid) for pid in children) and time.monotonic() < deadline:
