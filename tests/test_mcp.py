@@ -460,3 +460,12 @@ def test_host_reports_unknown_tools_with_the_list(geo_component) -> None:
             host.call("geo.area", {})
         assert host.call("geo.distance", {"a": {"x": 1, "y": 1}, "b": {"x": 1, "y": 1}}).value == 0.0
         assert host.instances == 1
+
+
+def test_bad_wit_sources_are_usage_errors(geo_component, tmp_path) -> None:
+    with pytest.raises(wasmlab.UsageError, match=r"cannot read the WIT text: .*world\.wit"):
+        toolset(geo_component, wit="package demo:geo@0.1.0;\ninterface geo {\n  broken(\n}\n")
+    with pytest.raises(wasmlab.UsageError, match="no such WIT file or directory"):
+        toolset(geo_component, wit=tmp_path / "missing.wit")
+    with pytest.raises(wasmlab.UsageError, match=r"core module: wit= describes components only"):
+        toolset(wasmlab.compile(CORE_WAT, "wat", name="core"), wit=GEO_WIT)

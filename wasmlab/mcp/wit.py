@@ -75,8 +75,8 @@ def resolve_wit(source: str | Path) -> dict[str, Any]:
         try:
             return json.loads(wasm_tools("component", "wit", "--json", str(path)))
         except WasmlabError as exc:
-            where = "the WIT text" if is_text else str(source)
-            raise UsageError(f"cannot read {where}: {str(exc).replace(str(path), 'world.wit')}") from None
+            message = str(exc).replace(str(path), "world.wit") if is_text else str(exc)
+            raise UsageError(f"cannot read {'the WIT text' if is_text else source}: {message}") from None
 
 
 @dataclass(frozen=True)
@@ -122,10 +122,8 @@ class Docs:
             for fname, func in interface.get("functions", {}).items():
                 self._function(name, fname, func)
         for typedef in resolve.get("types", []):
-            owner = typedef.get("owner") or {}
-            if typedef.get("name") and "interface" in owner:
-                iface = resolve["interfaces"][owner["interface"]].get("name")
-                self.types.setdefault((iface, typedef["name"]), typedef)
+            if typedef.get("name"):
+                self.types.setdefault((_owner(resolve, typedef), typedef["name"]), typedef)
 
     def _function(self, interface: str | None, name: str, func: dict[str, Any]) -> None:
         text = _docs(func)
@@ -137,6 +135,12 @@ class Docs:
 
     def typedef(self, interface: str | None, name: str | None) -> dict[str, Any] | None:
         return self.types.get((interface, name)) if name else None
+
+
+def _owner(resolve: dict[str, Any], typedef: dict[str, Any]) -> str | None:
+    """The short name of the interface a type belongs to; None for a type of a world."""
+    owner = typedef.get("owner") or {}
+    return resolve["interfaces"][owner["interface"]].get("name") if "interface" in owner else None
 
 
 def _docs(item: dict[str, Any] | None) -> str:
@@ -185,9 +189,7 @@ class WitTypes:
         """A named type's doc comment and its members' (fields, cases): the component's own, else those of the
         same type in the `wit=` source."""
         typedef = self.types[ref]
-        owner = typedef.get("owner") or {}
-        interface = self._interfaces[owner["interface"]].get("name") if "interface" in owner else None
-        source = self.docs.typedef(interface, typedef.get("name"))
+        source = self.docs.typedef(_owner(self.resolve, typedef), typedef.get("name"))
         return _docs(typedef) or _docs(source), {**_member_docs(source), **_member_docs(typedef)}
 
     def name(self, ref: Ref) -> str:
