@@ -469,3 +469,23 @@ def test_bad_wit_sources_are_usage_errors(geo_component, tmp_path) -> None:
         toolset(geo_component, wit=tmp_path / "missing.wit")
     with pytest.raises(wasmlab.UsageError, match=r"core module: wit= describes components only"):
         toolset(wasmlab.compile(CORE_WAT, "wat", name="core"), wit=GEO_WIT)
+
+
+def test_guest_output_never_reaches_the_stdio_channel(tmp_path) -> None:
+    """A guest printing JSON-RPC to its stdout: captured by WASI, never mixed into the server's protocol stream."""
+    line = '{"jsonrpc": "2.0", "id": 1, "result": {}}\n'
+    wat = f"""(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 16) {json.dumps(line)})
+      (func (export "shout") (result i32)
+        (i32.store (i32.const 0) (i32.const 16))
+        (i32.store (i32.const 4) (i32.const {len(line)}))
+        (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+        (i32.const 7)))"""
+    module = wasmlab.compile(wat, "wat", name="shout")
+    with module.instantiate("wasmtime") as instance:
+        assert instance.call("shout") == 7 and instance.stdout == line.encode()  # it does print
+    with session(module) as s:
+        assert [s.value("shout") for _ in range(3)] == [7, 7, 7]
+        assert s.value("shout") == 7
