@@ -172,7 +172,7 @@ def _library_sample(engine, lib, state: str, sample: int, raw: _Raw | None) -> l
         _row(label, "first_call", state, sample, t.get("call")),
         _row(label, "first_run_wall", state, sample, wall, "host wall clock of compile+instantiate+call"),
     ]
-    if hasattr(engine, "serialize") and hasattr(engine, "load_serialized"):
+    if "precompiled" in engine.capabilities:
         data = engine.serialize(fresh)
         ms = engine.load_serialized(fresh, data)["deserialize"]
         rows.append(_row(label, "deserialize", state, sample, ms, f"artefact {len(data):,} B"))
