@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,18 @@ def test_c_with_wit_builds_a_component_of_that_world() -> None:
     assert "distance" in info.value.diagnostics
     with pytest.raises(UsageError, match="kind='library'"):
         wasmlab.compile("int main(void) { return 0; }", "c", kind="command", wit=wit)
+
+
+def test_a_zig_build_waits_its_turn_at_most_its_timeout() -> None:
+    """zig builds take turns in one fixed directory (zigenv): waiting for another build is bounded by the
+    compile's timeout, and gives a one-line CompileError rather than a kernel that hangs."""
+    from wasmlab.toolchains import zigenv
+
+    need_toolchain("c")
+    with zigenv.locked():  # another build holds the directory (a second lock in this process conflicts too)
+        started = time.monotonic()
+        with pytest.raises(CompileError) as info:
+            wasmlab.compile("int busy(void) { return 1; }", "c", timeout=0.5, use_cache=False)
+    assert 0.5 <= time.monotonic() - started < 5
+    assert "busy with another build for 0.5 s" in str(info.value) and "\n" not in str(info.value)
+    assert wasmlab.compile("int busy(void) { return 1; }", "c", use_cache=False).run("wasmtime", "busy").result == 1

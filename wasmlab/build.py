@@ -108,7 +108,7 @@ def compile(
         )
         return Module(data, provenance, name)
 
-    with toolchain.workdir() as workdir:
+    with toolchain.workdir(options) as workdir:
         try:
             data = toolchain.build(text, options, workdir, filename)
         except FileNotFoundError:  # the compiler succeeded without writing out.wasm (flags=["-fno-emit-bin"])

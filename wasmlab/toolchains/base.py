@@ -70,7 +70,7 @@ class Toolchain:
         """The compiler's version: part of the cache key, so a new compiler never serves stale builds."""
         return ""
 
-    def workdir(self) -> contextlib.AbstractContextManager[Path]:
+    def workdir(self, options: CompileOptions) -> contextlib.AbstractContextManager[Path]:
         """The empty directory one build runs in, removed afterwards: a fresh temporary one by default."""
         return temporary_workdir()
 

@@ -74,8 +74,8 @@ class CToolchain(Toolchain):
             cmd += [f"-ffile-prefix-map={path}=." for path in dict.fromkeys((str(workdir), str(workdir.resolve())))]
         return [*cmd, *options.flags, src, "-o", out]
 
-    def workdir(self) -> contextlib.AbstractContextManager[Path]:
-        return zigenv.build_dir() if zig_binary() else temporary_workdir()
+    def workdir(self, options: CompileOptions) -> contextlib.AbstractContextManager[Path]:
+        return zigenv.build_dir(self.lang, options.timeout) if zig_binary() else temporary_workdir()
 
     def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
         if options.wit is not None and options.kind != "library":
