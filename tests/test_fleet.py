@@ -10,11 +10,11 @@ import pytest
 
 pytest.importorskip("distributed", reason="the fleet needs Dask: pip install 'wasmlab[fleet]'")
 
-from wasmlab import UsageError  # noqa: E402
-from wasmlab.fleet import ClusterUnavailable, Fleet, Gate, examples, parse_strategy, reading  # noqa: E402
-from wasmlab.fleet.sensors import IDLE_SHARE, VIBRATION  # noqa: E402
+from wasmlab import UsageError
+from wasmlab.fleet import ClusterUnavailable, Fleet, Gate, examples, parse_strategy, reading
+from wasmlab.fleet.sensors import IDLE_SHARE, VIBRATION
 
-from .conftest import need_toolchain  # noqa: E402
+from .conftest import need_toolchain
 
 pytestmark = pytest.mark.slow
 
