@@ -38,7 +38,8 @@ def cluster():
     from distributed import Client, LocalCluster
 
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                     dashboard_address="127.0.0.1:0")
         as local,
         Client(local) as client,
     ):
@@ -151,3 +152,50 @@ def test_a_gate_on_changed_decisions_and_a_cluster_by_scheduler_address(rules, c
         report = fleet.rollout(rules["v2"], "canary:50,100", gate=strict)
         assert fleet.versions() == {rules["v1"].sha256: 100}
     assert report.rolled_back and "decided otherwise than the old version" in report.caught
+
+
+def _sources(tmp_path, *names: str) -> list[str]:
+    need_toolchain("c")
+    sources = {"v1": examples.RULES_V1, "v2": examples.RULES_V2, "traps": examples.TRAPS}
+    paths = []
+    for name in names:
+        path = tmp_path / f"{name}.c"
+        path.write_text(sources[name])
+        paths.append(str(path))
+    return paths
+
+
+def test_cli_rollout_json_names_every_device_and_its_version(tmp_path, cluster, capsys) -> None:
+    import json
+
+    from wasmlab.cli import main
+
+    old, new = _sources(tmp_path, "v1", "v2")
+    code = main(["fleet", "rollout", old, new, "--devices", "300", "--strategy", "canary:10,100",
+                 "--scheduler", cluster.scheduler.address, "--json"])
+    out = capsys.readouterr()
+    assert code == 0 and out.err == ""
+    data = json.loads(out.out)
+    assert data["devices"] == 300 and data["lost"] == 0 and data["rolled_back"] is False
+    assert data["cluster"]["scheduler"] == cluster.scheduler.address and len(data["cluster"]["workers"]) == 2
+    assert list(data["versions"].values()) == [300] and len(next(iter(data["versions"]))) == 64
+    assert [(w["percent"], w["errors"]) for w in data["waves"]] == [(10, 0), (100, 0)]
+    assert all(w["seconds"] > 0 for w in data["waves"])
+    assert data["propagation_ms"]["p50"] <= data["propagation_ms"]["p99"]
+
+
+def test_cli_rolled_back_exits_1_with_what_the_gate_caught(tmp_path, cluster, capsys) -> None:
+    import json
+
+    from wasmlab.cli import main
+
+    old, bad = _sources(tmp_path, "v1", "traps")
+    code = main(["fleet", "rollout", old, bad, "--devices", "200", "--scheduler", cluster.scheduler.address, "--json"])
+    out = capsys.readouterr()
+    assert code == 1
+    assert out.err.count("\n") == 1 and out.err.startswith("wasmlab: rolled back: wave 5%: ")
+    assert "trap: integer divide by zero" in out.err
+    data = json.loads(out.out)  # the report is printed all the same
+    assert data["rolled_back"] is True and len(data["versions"]) == 1 and sum(data["versions"].values()) == 200
+    code = main(["fleet", "rollout", old, bad, "--devices", "10", "--strategy", "canary:50,10"])
+    assert code == 2 and "canary:5,25,100" in capsys.readouterr().err

@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     from .edge.cli import add_arguments as edge_arguments
 
     edge_arguments(command("edge", "an HTTP edge worker on loopback with Wasm handlers, and a load generator"))
+
+    from .fleet.cli import add_arguments as fleet_arguments
+
+    fleet_arguments(command("fleet", "roll rule modules out to a fleet of simulated devices on a Dask cluster"))
     return parser
 
 
@@ -370,6 +374,12 @@ def cmd_edge(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from .fleet.cli import run
+
+    return run(args)
+
+
 COMMANDS = {
     "compile": cmd_compile,
     "inspect": cmd_inspect,
@@ -380,6 +390,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "bench": cmd_bench,
     "edge": cmd_edge,
+    "fleet": cmd_fleet,
 }
 
 if __name__ == "__main__":

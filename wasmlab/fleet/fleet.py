@@ -123,7 +123,6 @@ class Fleet:
         timeout: float = 0.25,
         max_memory: int = 8 << 20,
         batch: int = BATCH,
-        dashboard: bool = True,
     ) -> None:
         if devices < 1:
             raise UsageError(f"devices={devices}: a fleet needs at least one device")
@@ -141,7 +140,7 @@ class Fleet:
         self._cluster = None
         self._own_client = client is None
         self.records = {i: _Record(i, None, module.sha256) for i in range(devices)}
-        self.client = self._connect(client, scheduler, workers, dashboard)
+        self.client = self._connect(client, scheduler, workers)
         try:
             self._heal()
         except BaseException:
@@ -149,7 +148,7 @@ class Fleet:
             raise
 
     # cluster ----------------------------------------------------------------------------------------------
-    def _connect(self, client: Any, scheduler: str | None, workers: int, dashboard: bool) -> Any:
+    def _connect(self, client: Any, scheduler: str | None, workers: int) -> Any:
         distributed = _dask()
         if client is not None:
             return client
@@ -168,7 +167,7 @@ class Fleet:
             threads_per_worker=1,
             processes=True,
             host="127.0.0.1",
-            dashboard_address="127.0.0.1:0" if dashboard else None,
+            dashboard_address="127.0.0.1:0",  # loopback, a free port (the scheduler's HTTP server starts anyway)
             silence_logs=logging.CRITICAL,  # a killed worker is expected here, not an error to print
         )
         return distributed.Client(self._cluster, set_as_default=False)
