@@ -11,7 +11,7 @@ Method (modelled on Sightglass): phases timed apart, next to the engine; warm-up
 runtimes interleaved in a seeded random order; medians with IQR and min; CV over 5% flagged; every kernel's
 checksum checked against the native build on every engine; environment recorded. See `method`, `stats`,
 `kernels` (the C suite), and the private modules `_startup`, `_throughput`, `_crosscheck`, `_size`,
-`_sweep`, `_suite`, `_density` behind the functions of the same names.
+`_sweep`, `_suite`, `_density`, `_cluster` (the suite on a Dask cluster) behind the functions of the same names.
 
 Everything heavy (pandas, numpy, plotly, engines) loads on first use: `import wasmlab.bench` is cheap.
 """
@@ -37,6 +37,7 @@ _EXPORTS = {
     "density": "_density",
     "DensityResult": "_density",
     "SuiteResult": "_suite",
+    "ClusterSuiteResult": "_cluster",
     "BenchResult": "results",
     "KERNELS": "kernels",
     "PALETTE": "figures",
