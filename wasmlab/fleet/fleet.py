@@ -419,6 +419,18 @@ class Fleet:
                 out[address] = self._call(host, "describe")
         return out
 
+    def ping(self, calls: int = 100) -> dict[str, float]:
+        """Median round trip (ms) of an empty call to each worker's host: what every chunk of work pays on top."""
+        out = {}
+        for address, host in sorted(self._hosts.items()):
+            times = []
+            for _ in range(calls):
+                started = time.perf_counter()
+                self._call(host, "has")
+                times.append((time.perf_counter() - started) * 1000)
+            out[address] = sorted(times)[len(times) // 2]
+        return out
+
     # rollouts ---------------------------------------------------------------------------------------------
     def rollout(
         self,
@@ -530,6 +542,7 @@ class Fleet:
                 health.changed += result["changed"]
                 remaining.difference_update(chunk)
                 progress["devices"] += len(chunk)
+                report.worker_seconds[host.address] = report.worker_seconds.get(host.address, 0.0) + result["seconds"]
                 raw = result["latency_us"].get(new)
                 if raw:
                     latency.frombytes(raw)

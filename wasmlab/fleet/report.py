@@ -35,6 +35,12 @@ class RolloutReport:
     switch_ms: dict[int, float] = field(default_factory=dict)  # device -> ms after the start it ran the new version
     events: list[tuple[float, int, str]] = field(default_factory=list)  # (ms, device, sha it started running)
     faults: list[dict[str, Any]] = field(default_factory=list)  # workers lost and what became of their devices
+    worker_seconds: dict[str, float] = field(default_factory=dict)  # worker -> s its host spent on canaries
+
+    @property
+    def overhead_seconds(self) -> float:
+        """Rollout time not spent in the busiest worker's canaries: Dask's calls, shipping, the gate, healing."""
+        return max(0.0, self.seconds - max(self.worker_seconds.values(), default=0.0))
 
     @property
     def caught(self) -> str | None:
@@ -69,6 +75,8 @@ class RolloutReport:
             "bytes_shipped": self.bytes_shipped,
             "modules_shipped": self.modules_shipped,
             "faults": self.faults,
+            "worker_seconds": {k: round(v, 4) for k, v in self.worker_seconds.items()},
+            "overhead_seconds": round(self.overhead_seconds, 4),
         }
 
     def to_json(self, indent: int | None = 2) -> str:
