@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup lab demo test lint fuzz binder-check clean
+.PHONY: setup lab demo test lint fuzz binder-check binder-link clean
 
 setup:
 	@bash scripts/setup.sh
@@ -31,6 +31,9 @@ fuzz: setup
 
 binder-check:
 	bash scripts/binder_check.sh
+
+binder-link:  # the Binder launch link and badge for this checkout's origin remote
+	@python3 scripts/binder_link.py
 
 clean:
 	rm -rf $(VENV) .venv-py310 tools/npm/node_modules js/node_modules js/lib wasmlab/labextension/static

@@ -16,6 +16,7 @@ import pytest
 
 import wasmlab
 from wasmlab.errors import CompileError
+from wasmlab.toolchains import zigenv
 from wasmlab.toolchains.base import MAX_CAPTURE, MAX_DIAGNOSTICS
 
 from .conftest import need_toolchain
@@ -26,7 +27,8 @@ SLACK = 3.0  # killing the process group, removing the temporary directory, a lo
 
 @pytest.fixture
 def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """compile() makes its `wasmlab-build-*` directories here, so leftovers are ours (others compile too)."""
+    """compile() makes its `wasmlab-build-*` directories here, so leftovers are ours (others compile too). zig
+    builds run in zigenv's fixed build directory instead: `assert_clean` checks that one under its lock."""
     root = tmp_path / "tmp"
     root.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(root))
@@ -48,10 +50,13 @@ def processes_in(root: Path) -> list[str]:
 
 
 def assert_clean(root: Path) -> None:
-    deadline = time.monotonic() + 5
-    while processes_in(root) and time.monotonic() < deadline:  # SIGKILL is asynchronous for grandchildren
-        time.sleep(0.05)
-    assert processes_in(root) == []
+    with zigenv.locked() as zig_root:  # no zig build runs meanwhile: what is found in its directory is ours
+        zig_dir = zig_root / "build"
+        deadline = time.monotonic() + 5
+        while (processes_in(root) or processes_in(zig_dir)) and time.monotonic() < deadline:
+            time.sleep(0.05)  # SIGKILL is asynchronous for grandchildren
+        assert processes_in(root) == [] and processes_in(zig_dir) == []
+        assert not zig_dir.exists()  # emptied and removed after every zig build
     assert [p.name for p in root.iterdir()] == []  # no wasmlab-build-* left behind
 
 

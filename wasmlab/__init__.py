@@ -12,7 +12,9 @@ from .build import compile
 from .compare import Comparison, compare
 from .errors import (
     CompileError,
+    EngineCrashed,
     ExitTrap,
+    InstanceLost,
     InvalidModule,
     LimitExceeded,
     RuntimeUnavailable,
@@ -30,7 +32,9 @@ __version__ = "0.1.0"
 __all__ = [
     "Comparison",
     "CompileError",
+    "EngineCrashed",
     "ExitTrap",
+    "InstanceLost",
     "InvalidModule",
     "LimitExceeded",
     "Module",

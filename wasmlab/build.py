@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import asdict
 from functools import cache
@@ -109,9 +108,9 @@ def compile(
         )
         return Module(data, provenance, name)
 
-    with tempfile.TemporaryDirectory(prefix="wasmlab-build-") as tmp:
+    with toolchain.workdir() as workdir:
         try:
-            data = toolchain.build(text, options, Path(tmp), filename)
+            data = toolchain.build(text, options, workdir, filename)
         except FileNotFoundError:  # the compiler succeeded without writing out.wasm (flags=["-fno-emit-bin"])
             data = b""
     if not data.startswith(b"\0asm"):

@@ -10,7 +10,7 @@
 # * *"Compiled binaries are remarkably compact, typically 10-50 MB for complete applications."*
 #
 # Every size below is in bytes, measured on modules built in this notebook; builds are deterministic, so the
-# numbers are the same every time you run it.
+# numbers are the same every time you run it, on any machine.
 
 # %%
 import pandas as pd
@@ -171,8 +171,8 @@ pd.DataFrame(rows)
 # are only numbers. Formatting the line by hand would shrink C a lot; for Go it would barely matter.
 #
 # ## The knobs
-# For each language, the options that matter for size (the table is in kB, 1 kB = 1,000 bytes: builds with
-# debug info embed the temporary build directory's path, so their exact size can move by a few bytes):
+# For each language, the options that matter for size (the table is in kB, 1 kB = 1,000 bytes; debug builds
+# name no path of this machine, so they are the same bytes on yours):
 #
 # * `strip=False` keeps DWARF debug info (what a plain debug-friendly build ships);
 # * the default `strip=True` drops DWARF but keeps the `name` section;

@@ -144,7 +144,7 @@ print(f"{orders_debug.size:,} bytes, DWARF: {orders_debug.parsed.has_dwarf}")
 print("debug sections:", [s.name.removeprefix("custom:") for s in orders_debug.custom_sections if ".debug" in s.name])
 _, trap = session(orders_debug, "wasmtime")
 for frame in trap.frames:
-    print(frame)  # paths are relative to the snippet (`-ffile-prefix-map`), so debug builds are reproducible
+    print(frame)  # paths are relative to the snippet and name nothing of this machine: reproducible anywhere
 
 # %% [markdown]
 # From there to the source line is a few lines of Python:

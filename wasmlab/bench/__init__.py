@@ -9,9 +9,11 @@ sweeps, on the engines of this machine, as tidy tables and plotly figures.
 
 Method (modelled on Sightglass): phases timed apart, next to the engine; warm-ups; 30 samples (quick: 5) with
 runtimes interleaved in a seeded random order; medians with IQR and min; CV over 5% flagged; every kernel's
-checksum checked against the native build on every engine; environment recorded. See `method`, `stats`,
-`kernels` (the C suite), and the private modules `_startup`, `_throughput`, `_crosscheck`, `_size`,
-`_sweep`, `_suite`, `_density`, `_cluster` (the suite on a Dask cluster) behind the functions of the same names.
+checksum checked against the native build on every engine; environment recorded. See `method` (the sampling
+plan: `Sampling` are the keywords every benchmark takes, `samples`, `quick`, `seed`, `progress`), `stats`
+(robust statistics, ratios to native), `kernels` (the C suite, its builds, calibration and native checksums),
+and the private modules `_startup`, `_throughput`, `_crosscheck`, `_size`, `_sweep`, `_suite`, `_density`,
+`_cluster` (the suite on a Dask cluster) behind the functions of the same names.
 
 Everything heavy (pandas, numpy, plotly, engines) loads on first use: `import wasmlab.bench` is cheap.
 """
@@ -26,7 +28,7 @@ _EXPORTS = {
     "StartupResult": "_startup",
     "throughput": "_throughput",
     "ThroughputResult": "_throughput",
-    "ChecksumMismatch": "_throughput",
+    "ChecksumMismatch": "kernels",
     "crosscheck": "_crosscheck",
     "CrossCheckResult": "_crosscheck",
     "size_vs_speed": "_size",

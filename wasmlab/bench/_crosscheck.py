@@ -13,16 +13,20 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import WasmlabError
 from ..runtimes import RunOptions, get_runtime
 from . import env as envmod
-from ._throughput import MASK, TARGET_MS, calibrate
-from .kernels import export_name, native_executable, parse_lines, run_native, wasm_command, wasm_library
+from .kernels import MASK, TARGET_MS, SuiteBuild, export_name, parse_lines
 from .method import Clock, Plan, Progress, call_ms
 from .results import BenchResult, table_html
 from .stats import describe, ratio_ci
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .method import Sampling
 
 RUNNER = Path(__file__).with_name("runner.py")
 AGREEMENT = 0.05
@@ -121,29 +125,28 @@ def _runner(path: Path, config: str, kernel: str, n: int, repeats: int) -> list[
 def crosscheck(
     kernel: str = "mandel",
     *,
-    samples: int | None = None,
-    quick: bool = False,
-    seed: int = 0,
     opt: str = "O2",
     iterations: int | None = None,
     runtime: str = "wasmtime",
-    progress: bool = True,
+    **sampling: Unpack[Sampling],
 ) -> CrossCheckResult:
-    """Interleave `samples` lab calls with runner processes (3 timed repeats each) on `kernel`; the summary's
-    `lab_over_this` is the ratio of medians with its bootstrap CI, `agreement` the cross-check figure."""
+    """Interleave `samples` lab calls with runner processes (3 timed repeats each) on `kernel` (`sampling`: see
+    `method.Sampling`); the summary's `lab_over_this` is the ratio of medians with its bootstrap CI, `agreement`
+    the cross-check figure."""
     import pandas as pd
 
-    plan = Plan.make(samples, quick, seed, progress)
+    plan = Plan.make(**sampling)
+    build = SuiteBuild(opt)
     clock = Clock()
     engine = get_runtime(runtime)
-    lib, cmd, exe = wasm_library(opt), wasm_command(opt), native_executable(opt)
-    n = iterations or calibrate(exe, [kernel], TARGET_MS["quick" if quick else "full"])[kernel]
-    want = run_native(exe, kernel, n)[0][0]
+    lib, cmd = build.library(), build.command()
+    n = build.iterations([kernel], iterations or None, TARGET_MS[plan.mode])[kernel]
+    want = build.baseline().expected(kernel, n)
     env = envmod.snapshot([engine.label])
     rows: list[dict[str, Any]] = []
     interrupted = False
     processes = max(2, plan.samples // 3)
-    repeats = 3 if quick else 5
+    repeats = 3 if plan.quick else 5
     bar = Progress(plan.samples + 2 * processes, "cross-check", plan.progress)
     inst = engine.instantiate(lib, RunOptions())
     with tempfile.TemporaryDirectory(prefix="wasmlab-xcheck-") as tmp:
@@ -189,7 +192,7 @@ def crosscheck(
         "runner_processes": processes,
         "runner_repeats": repeats,
         "runtime": engine.label,
-        "seed": seed,
+        "seed": plan.seed,
         "opt": opt,
     }
     notes = [

@@ -31,15 +31,21 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..cache import cache_dir
 from ..errors import ToolchainUnavailable, UsageError, WasmlabError
+from ..procfs import pss_bytes, rss_bytes
 from . import env as envmod
 from .figures import density_figure
 from .kernels import GCC
 from .method import Clock, Plan, Progress, resolve, runtime_list
 from .results import BenchResult, table_html
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .method import Sampling
 
 SERVICE_C = r"""
 #define SLOTS 4096
@@ -73,6 +79,7 @@ NATIVE = "native"
 ANSWER = 7  # handle(6) on a fresh copy: counters[6] starts at 6
 DEFAULT_COUNTS = (1, 10, 100)
 QUICK_COUNTS = (1, 10)
+DENSITY_SAMPLES = (3, 1)  # (full, quick) samples per count: each builds N copies
 
 
 class DensityResult(BenchResult):
@@ -140,19 +147,13 @@ def native_service() -> Path:
     return out
 
 
-def pss_bytes(pid: int) -> int:
-    """Proportional set size of a process (its private pages plus its share of shared ones), 0 when gone."""
-    from ..runtimes.worker import proc_bytes
-
-    return proc_bytes(pid, "smaps_rollup", "Pss")
-
-
 def _host_pid(engine: Any) -> int:
     """The process whose memory holds `engine`'s instances: its worker's, or this one."""
     import os
 
-    worker = getattr(engine, "worker", None)
-    proc = getattr(worker, "proc", None)
+    from ..runtimes.worker import WorkerRuntime
+
+    proc = engine.worker.proc if isinstance(engine, WorkerRuntime) else None
     return proc.pid if proc is not None else os.getpid()
 
 
@@ -169,7 +170,6 @@ def _wasm_sample(shared: Any, module: Any, count: int) -> dict[str, Any]:
 
 def _measure_instances(engine: Any, module: Any, count: int) -> dict[str, Any]:
     from ..runtimes import RunOptions
-    from ..runtimes.worker import rss_bytes
 
     with engine.instantiate(module, RunOptions()) as probe:  # start the worker and compile before measuring
         if probe.call("handle", 6) != ANSWER:
@@ -232,19 +232,17 @@ def density(
     counts: tuple[int, ...] | list[int] | None = None,
     *,
     native: bool = True,
-    samples: int | None = None,
-    quick: bool = False,
-    seed: int = 0,
-    progress: bool = True,
+    **sampling: Unpack[Sampling],
 ) -> DensityResult:
     """Memory and creation time of one more copy of a small stateful service: an instance on each runtime
-    (default: every available runtime that keeps instances) and, with `native`, a gcc-built process."""
+    (default: every available runtime that keeps instances) and, with `native`, a gcc-built process; `samples`
+    per count (3, quick 1; `sampling`: see `method.Sampling`)."""
     from ..build import compile
 
-    counts = tuple(counts or (QUICK_COUNTS if quick else DEFAULT_COUNTS))
+    plan = Plan.make(**sampling, defaults=DENSITY_SAMPLES)
+    counts = tuple(counts or (QUICK_COUNTS if plan.quick else DEFAULT_COUNTS))
     if any(c < 1 for c in counts):
         raise UsageError("counts must be positive")
-    plan = Plan.make(samples if samples is not None else (1 if quick else 3), quick, seed, progress)
     engines, skipped = resolve(runtime_list(runtimes), need=("instances",))
     module = compile(SERVICE_C, "c", name="service")
     exe = native_service() if native else None

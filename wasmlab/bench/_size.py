@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import WasmlabError
 from ..module import Module, Provenance
@@ -22,6 +22,11 @@ from .kernels import with_nonce
 from .method import Clock, Plan, Progress, call_ms, interleaved
 from .results import BenchResult, table_html
 from .stats import describe
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .method import Sampling
 
 SNIPPETS = Path(__file__).parent / "kernels" / "fib"
 LANGS = {"c": "fib.c", "rust": "fib.rs", "zig": "fib.zig", "go": "fib.go", "assemblyscript": "fib.ts"}
@@ -107,21 +112,20 @@ def size_vs_speed(
     langs: str | list[str] | None = None,
     *,
     runtime: str = "wasmtime",
-    samples: int | None = None,
-    quick: bool = False,
-    seed: int = 0,
     n: int | None = None,
-    progress: bool = True,
+    **sampling: Unpack[Sampling],
 ) -> SizeResult:
     """Build fib in each language (default: every one whose toolchain is installed) with each option set, and
-    time `fib(n)` (27, quick 24) on `runtime`, `samples` calls each (30, quick 5), builds interleaved."""
+    time `fib(n)` (27, quick 24) on `runtime`, `samples` calls each (30, quick 5; `sampling`: see
+    `method.Sampling`), builds interleaved."""
     import pandas as pd
 
     from ..toolchains import get_toolchain
     from ..tools import strip_all
 
-    plan = Plan.make(samples, quick, seed, progress)
+    plan = Plan.make(**sampling)
     clock = Clock()
+    quick = plan.quick
     n = n or (24 if quick else 27)
     if n not in FIB:
         raise WasmlabError(f"n must be one of {', '.join(map(str, FIB))} (the answers are known)")
@@ -173,7 +177,7 @@ def size_vs_speed(
         for key in keys:
             for _ in range(plan.warmup):
                 modules[key].call("fib", n)
-        for r, key in interleaved(keys, plan.samples, seed):
+        for r, key in interleaved(keys, plan.samples, plan.seed):
             inst = modules[key]
             value = inst.call("fib", n)
             if value != FIB[n]:
@@ -191,6 +195,13 @@ def size_vs_speed(
     build_table = pd.DataFrame(
         builds, columns=["lang", "options", "raw_bytes", "stripped_bytes", "gzip_bytes", "compile_ms", "toolchain"]
     )
-    params = {"langs": wanted, "runtime": engine.label, "samples": plan.samples, "n": n, "quick": quick, "seed": seed}
+    params = {
+        "langs": wanted,
+        "runtime": engine.label,
+        "samples": plan.samples,
+        "n": n,
+        "quick": quick,
+        "seed": plan.seed,
+    }
     tables = {"samples": table, "builds": build_table}
     return SizeResult(tables, envmod.finish(env, clock.started, notes), params, notes, interrupted)

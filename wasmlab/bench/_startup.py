@@ -23,16 +23,21 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import WasmlabError
 from ..runtimes import RunOptions
 from . import env as envmod
 from .figures import startup_figure
-from .kernels import PROBE, wasm_command, wasm_library, with_nonce
+from .kernels import PROBE, SuiteBuild, with_nonce
 from .method import Clock, Plan, Progress, interleaved, resolve, runtime_list
 from .results import BenchResult, table_html
 from .stats import describe
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .method import Sampling
 
 PHASES = (
     "compile",
@@ -167,7 +172,7 @@ def _library_sample(engine, lib, state: str, sample: int, raw: _Raw | None) -> l
         _row(label, "first_call", state, sample, t.get("call")),
         _row(label, "first_run_wall", state, sample, wall, "host wall clock of compile+instantiate+call"),
     ]
-    if hasattr(engine, "serialize") and hasattr(engine, "load_serialized"):
+    if "precompiled" in engine.capabilities:
         data = engine.serialize(fresh)
         ms = engine.load_serialized(fresh, data)["deserialize"]
         rows.append(_row(label, "deserialize", state, sample, ms, f"artefact {len(data):,} B"))
@@ -212,21 +217,20 @@ def _sample(engine, lib, cmd, state: str, sample: int, raw: _Raw | None) -> list
 def startup(
     runtimes: str | list[str] | None = None,
     *,
-    samples: int | None = None,
-    quick: bool = False,
     cold: int | None = None,
-    seed: int = 0,
     opt: str = "O2",
-    progress: bool = True,
+    **sampling: Unpack[Sampling],
 ) -> StartupResult:
     """Measure startup phases on each runtime (default: every available one): `samples` warm samples per phase
-    (30, or 5 with `quick`), runtimes interleaved in a seeded random order, plus `cold` samples (3, quick 1) on
-    fresh engine objects. Ctrl-C stops early and returns what was measured (`.interrupted`)."""
-    plan = Plan.make(samples, quick, seed, progress)
-    cold = (1 if quick else COLD_SAMPLES) if cold is None else cold
+    (30, or 5 with `quick`; `sampling`: see `method.Sampling`), runtimes interleaved in a seeded random order,
+    plus `cold` samples (3, quick 1) on fresh engine objects. Ctrl-C stops early and returns what was measured
+    (`.interrupted`)."""
+    plan = Plan.make(**sampling)
+    cold = (1 if plan.quick else COLD_SAMPLES) if cold is None else cold
     clock = Clock()
     engines, skipped = resolve(runtime_list(runtimes), need=("exports", "wasi"))
-    lib, cmd = wasm_library(opt), wasm_command(opt)
+    build = SuiteBuild(opt)
+    lib, cmd = build.library(), build.command()
     labels = [e.label for e in engines]
     env = envmod.snapshot(labels, wasm_flags=f"-{opt} (zig cc, wasm32-wasi reactor/command)")
     notes = [f"skipped {k}: {v}" for k, v in skipped.items()]
@@ -250,7 +254,7 @@ def startup(
         for engine in engines:  # warm-up: compile the shared modules, start workers
             for _ in range(plan.warmup):
                 _sample(engine, lib, cmd, "warm", -1, raws.get(engine.label))
-        for r, engine in interleaved(engines, plan.samples, seed):
+        for r, engine in interleaved(engines, plan.samples, plan.seed):
             rows += _sample(engine, lib, cmd, "warm", r, raws.get(engine.label))
             bar.update(runtime=engine.label)
     except KeyboardInterrupt:
@@ -261,5 +265,12 @@ def startup(
     import pandas as pd
 
     table = pd.DataFrame(rows, columns=["runtime", "phase", "state", "sample", "time_ms", "supported", "note"])
-    params = {"runtimes": labels, "samples": plan.samples, "cold": cold, "quick": quick, "seed": seed, "opt": opt}
+    params = {
+        "runtimes": labels,
+        "samples": plan.samples,
+        "cold": cold,
+        "quick": plan.quick,
+        "seed": plan.seed,
+        "opt": opt,
+    }
     return StartupResult({"samples": table}, envmod.finish(env, clock.started, notes), params, notes, interrupted)

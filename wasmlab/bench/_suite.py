@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from . import env as envmod
+from .method import Plan
 from .results import BenchResult, frame_to_obj, table_html
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .method import Sampling
 
 PARTS = ("startup", "throughput", "crosscheck", "size", "sweep")
 DEFAULT_PARTS = ("startup", "throughput", "crosscheck")
@@ -107,27 +113,26 @@ def suite(
     runtimes: str | list[str] | None = None,
     kernels: str | list[str] | None = None,
     *,
-    samples: int | None = None,
-    quick: bool = False,
-    seed: int = 0,
     opt: str = "O2",
     include: str | list[str] | tuple[str, ...] = DEFAULT_PARTS,
     crosscheck_kernel: str = "mandel",
     native_extra: tuple[str, ...] | list[str] = (),
-    progress: bool = True,
     client: Any = None,
     per: str = "host",
+    **sampling: Unpack[Sampling],
 ) -> SuiteResult:
-    """Run the parts in `include` (default: startup, throughput, crosscheck) and collect them. A Ctrl-C stops
-    the part that runs (keeping its samples) and skips the rest; the result is marked `.interrupted`.
-    With a Dask `client`, the suite runs on the cluster's workers instead, once per host (`per="worker"`: once
-    per worker), and the result (a `ClusterSuiteResult`) names the host of every row."""
+    """Run the parts in `include` (default: startup, throughput, crosscheck) and collect them, each with the
+    same `sampling` (see `method.Sampling`). A Ctrl-C stops the part that runs (keeping its samples) and skips
+    the rest; the result is marked `.interrupted`. With a Dask `client`, the suite runs on the cluster's
+    workers instead, once per host (`per="worker"`: once per worker), and the result (a `ClusterSuiteResult`)
+    names the host of every row."""
     if client is not None:
         from ._cluster import suite_on_cluster
 
         options = {
-            "runtimes": runtimes, "kernels": kernels, "samples": samples, "quick": quick, "seed": seed, "opt": opt,
-            "include": include, "crosscheck_kernel": crosscheck_kernel, "native_extra": tuple(native_extra),
+            "runtimes": runtimes, "kernels": kernels, "opt": opt, "include": include,
+            "crosscheck_kernel": crosscheck_kernel, "native_extra": tuple(native_extra),
+            **{k: v for k, v in sampling.items() if k != "progress"},
         }
         return suite_on_cluster(client, options, per=per)
     from ._crosscheck import crosscheck
@@ -141,15 +146,15 @@ def suite(
     unknown = [p for p in chosen if p not in PARTS]
     if unknown:
         raise UsageError(f"unknown suite part(s) {', '.join(unknown)}: use any of {', '.join(PARTS)}")
+    plan = Plan.make(**sampling)  # validated once, before any part runs
     started = time.perf_counter()
     env = envmod.snapshot([])
-    common = {"samples": samples, "quick": quick, "seed": seed, "progress": progress}
     runs = {
-        "startup": lambda: startup(runtimes, opt=opt, **common),
-        "throughput": lambda: throughput(runtimes, kernels, opt=opt, native_extra=native_extra, **common),
-        "crosscheck": lambda: crosscheck(crosscheck_kernel, opt=opt, **common),
-        "size": lambda: size_vs_speed(**common),
-        "sweep": lambda: sweep(kernels=kernels, opt=opt, quick=quick, seed=seed, progress=progress),
+        "startup": lambda: startup(runtimes, opt=opt, **sampling),
+        "throughput": lambda: throughput(runtimes, kernels, opt=opt, native_extra=native_extra, **sampling),
+        "crosscheck": lambda: crosscheck(crosscheck_kernel, opt=opt, **sampling),
+        "size": lambda: size_vs_speed(**sampling),
+        "sweep": lambda: sweep(kernels=kernels, opt=opt, quick=plan.quick, seed=plan.seed, progress=plan.progress),
     }
     parts: dict[str, BenchResult] = {}
     timings: dict[str, float] = {}
@@ -178,9 +183,9 @@ def suite(
         "include": chosen,
         "runtimes": runtimes,
         "kernels": kernels,
-        "samples": samples,
-        "quick": quick,
-        "seed": seed,
+        "samples": sampling.get("samples"),
+        "quick": plan.quick,
+        "seed": plan.seed,
         "opt": opt,
         "crosscheck_kernel": crosscheck_kernel,
     }

@@ -11,19 +11,34 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import WasmlabError
 from ..module import Module
 from ..runtimes import RunOptions
 from . import env as envmod
-from ._throughput import MASK, TARGET_MS, calibrate, throughput
+from ._throughput import throughput
 from .figures import fuel_figure, scaling_figure, tiers_figure
 from .generate import module_bytes
-from .kernels import KERNELS, PROBE, export_name, kernel_names, native_executable, run_native, wasm_library, with_nonce
-from .method import Clock, Plan, Progress, interleaved, resolve
+from .kernels import (
+    KERNELS,
+    MASK,
+    PROBE,
+    TARGET_MS,
+    NativeBaseline,
+    SuiteBuild,
+    export_name,
+    kernel_names,
+    with_nonce,
+)
+from .method import Clock, Plan, Progress, interleaved, resolve, runtime_list
 from .results import BenchResult, table_html
-from .stats import describe, ratio_ci
+from .stats import describe, geomeans, ratio_ci
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .method import Sampling
 
 SWEEPS = ("fuel", "tiers", "scaling")
 TIERS = (
@@ -39,7 +54,7 @@ TIERS = (
     "wasm3",
 )
 FUEL_CONFIGS = ("plain", "epoch", "fuel", "fuel+epoch")
-SWEEP_SAMPLES = {"full": 10, "quick": 3}
+SWEEP_SAMPLES = (10, 3)  # (full, quick) samples per point
 COMPILE_SAMPLES = {"full": 5, "quick": 2}
 SIZES_MB = {"full": (0.05, 0.2, 0.5, 1.0), "quick": (0.02, 0.1)}
 STOP_GROWING_MS = 2000.0  # a tier whose compile median passes this is not tried on bigger modules
@@ -90,8 +105,6 @@ class SweepResult(BenchResult):
 
     def tiers_summary(self):
         import pandas as pd
-
-        from ._throughput import geomeans
 
         compile_df, run_df = self.tables.get("tiers_compile"), self.tables.get("tiers_run")
         if compile_df is None or not len(compile_df):
@@ -216,26 +229,18 @@ def _raw_engine(config_name: str, lib: Module):
     return call
 
 
-def _fuel(names, counts, want, plan, opt, bar, rows) -> None:
-    lib = wasm_library(opt)
+def _fuel(names, counts, baseline: NativeBaseline, plan: Plan, lib: Module, bar, rows) -> None:
     engines = {c: _raw_engine(c, lib) for c in FUEL_CONFIGS}
     for ki, kernel in enumerate(names):
         n = counts[kernel]
         for config, call in engines.items():
             for _ in range(plan.warmup):
-                _check(call(kernel, n)[0], want(kernel, n), f"wasmtime ({config})", kernel, n)
+                baseline.verify(f"wasmtime ({config})", kernel, n, call(kernel, n)[0])
         for r, config in interleaved(list(engines), plan.samples, plan.seed + ki):
             checksum, ms = engines[config](kernel, n)
-            _check(checksum, want(kernel, n), f"wasmtime ({config})", kernel, n)
+            baseline.verify(f"wasmtime ({config})", kernel, n, checksum)
             rows.append({"config": config, "kernel": kernel, "round": r, "iterations": n, "time_ms": ms})
             bar.update(sweep="fuel")
-
-
-def _check(got: int, want: int, who: str, kernel: str, n: int) -> None:
-    if got != want:
-        from ._throughput import ChecksumMismatch
-
-        raise ChecksumMismatch(f"{who} computed {got} for {kernel}({n}); the native build says {want}")
 
 
 # ------------------------------------------------------------------------------------------ compile samples
@@ -256,17 +261,15 @@ def sweep(
     *,
     runtimes: str | list[str] | None = None,
     kernels: str | list[str] | None = None,
-    samples: int | None = None,
-    quick: bool = False,
-    seed: int = 0,
     opt: str = "O2",
     sizes_mb: tuple[float, ...] | list[float] | None = None,
     iterations: int | dict[str, int] | None = None,
-    progress: bool = True,
+    **sampling: Unpack[Sampling],
 ) -> SweepResult:
     """Run the sweeps in `which` ("fuel", "tiers", "scaling"). `runtimes` are the tiers (default: every
     available one of `TIERS`); `samples` per point (10, quick 3: sweeps compare configurations of one engine,
-    where 10 interleaved samples resolve differences of a few %); `sizes_mb` the generated module sizes."""
+    where 10 interleaved samples resolve differences of a few %; `sampling`: see `method.Sampling`); `sizes_mb`
+    the generated module sizes."""
     import pandas as pd
 
     chosen = [which] if isinstance(which, str) else list(which)
@@ -274,31 +277,18 @@ def sweep(
     unknown = [s for s in chosen if s not in SWEEPS]
     if unknown:
         raise WasmlabError(f"unknown sweep(s) {', '.join(unknown)}: use any of {', '.join(SWEEPS)}")
-    mode = "quick" if quick else "full"
-    plan = Plan.make(samples or SWEEP_SAMPLES[mode], quick, seed, progress)
+    plan = Plan.make(**sampling, defaults=SWEEP_SAMPLES)
+    mode = plan.mode
+    build = SuiteBuild(opt)
     clock = Clock()
     names = kernel_names(kernels)
-    tier_names = list(TIERS) if runtimes is None else None
-    if runtimes is not None:
-        tier_names = [r.strip() for r in (runtimes.split(",") if isinstance(runtimes, str) else runtimes)]
-    engines, skipped = resolve(tier_names or [], need=("exports",))
+    engines, skipped = resolve(runtime_list(runtimes, default=TIERS), need=("exports",))
     labels = [e.label for e in engines]
     env = envmod.snapshot(labels)
     notes = [f"skipped {k}: {v}" for k, v in skipped.items()]
     notes.append(f"sweeps take {plan.samples} interleaved samples per point (they compare configurations)")
-    exe = native_executable(opt)
-    if isinstance(iterations, int):
-        counts = dict.fromkeys(names, iterations)
-    elif isinstance(iterations, dict):
-        counts = {k: int(iterations.get(k, 1)) for k in names}
-    else:
-        counts = calibrate(exe, names, TARGET_MS[mode])
-    native: dict[tuple[str, int], int] = {}
-
-    def want(kernel: str, n: int) -> int:
-        if (kernel, n) not in native:
-            native[(kernel, n)] = run_native(exe, kernel, n)[0][0]
-        return native[(kernel, n)]
+    counts = build.iterations(names, iterations, TARGET_MS[mode])
+    baseline = build.baseline()
 
     tables: dict[str, Any] = {}
     interrupted = False
@@ -315,10 +305,10 @@ def sweep(
     scaling_rows: list[dict[str, Any]] = []
     try:
         if "fuel" in chosen:
-            _fuel(names, counts, want, plan, opt, bar, fuel_rows)
+            _fuel(names, counts, baseline, plan, build.library(), bar, fuel_rows)
         if "tiers" in chosen and engines:
-            lib = wasm_library(opt)
-            for r, engine in interleaved(engines, compiles, seed):
+            lib = build.library()
+            for r, engine in interleaved(engines, compiles, plan.seed):
                 compile_rows.append(
                     {
                         "runtime": engine.label,
@@ -329,17 +319,7 @@ def sweep(
                 )
                 bar.update(sweep="tiers")
             bar.close()  # throughput shows its own bar
-            run = throughput(
-                labels,
-                names,
-                samples=plan.samples,
-                quick=quick,
-                seed=seed,
-                opt=opt,
-                iterations=counts,
-                overhead=False,
-                progress=progress,
-            )
+            run = throughput(labels, names, opt=opt, iterations=counts, overhead=False, **plan.sampling())
             tables["tiers_run"] = run.table
             notes += [f"tiers: {n}" for n in run.notes]
             interrupted = interrupted or run.interrupted
@@ -349,7 +329,7 @@ def sweep(
             for size in sizes:
                 module = Module(module_bytes(int(size * 1e6)), name=f"generated-{size:g}MB")
                 medians: dict[str, list[float]] = {}
-                for r, engine in interleaved([e for e in engines if e.label not in stopped], compiles, seed):
+                for r, engine in interleaved([e for e in engines if e.label not in stopped], compiles, plan.seed):
                     ms = _compile_ms(engine, module)
                     medians.setdefault(engine.label, []).append(ms)
                     scaling_rows.append(
@@ -395,8 +375,8 @@ def sweep(
         "compile_samples": compiles,
         "sizes_mb": sizes,
         "iterations": counts,
-        "quick": quick,
-        "seed": seed,
+        "quick": plan.quick,
+        "seed": plan.seed,
         "opt": opt,
     }
     return SweepResult(tables, envmod.finish(env, clock.started, notes), params, notes, interrupted)

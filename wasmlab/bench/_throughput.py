@@ -14,30 +14,35 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..errors import WasmlabError
 from ..runtimes import RunOptions
 from . import env as envmod
 from .figures import overhead_figure, ratio_figure, throughput_figure
 from .kernels import (
     KERNELS,
+    MASK,
     PROBE,
+    TARGET_MS,
+    ChecksumMismatch,
+    NativeBaseline,
+    SuiteBuild,
     export_name,
     kernel_names,
-    native_executable,
-    native_flags,
     parse_lines,
     run_native,
-    wasm_command,
-    wasm_library,
 )
 from .method import Clock, Plan, Progress, call_ms, interleaved, resolve, runtime_list
 from .results import BenchResult, table_html
-from .stats import describe, geomean_ci, ratio_ci
+from .stats import describe, geomeans, ratios_to_native, runtime_order
 
-MASK = 0xFFFFFFFF
-TARGET_MS = {"full": 10.0, "quick": 2.0}  # one native call, after calibration
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from .method import Sampling
+
+__all__ = ["ChecksumMismatch", "ThroughputResult", "summarise_throughput", "throughput"]
+
 # Interpreters run ~10-30x slower than native: fewer iterations per call (per-op times stay comparable) and
 # fewer samples, so the suite fits its time budget.
 SLOW_DIVISOR = {"wasm3": 8, "wasmtime:pulley": 8}
@@ -58,10 +63,6 @@ SAMPLE_COLUMNS = [
     "correct",
     "timer",
 ]
-
-
-class ChecksumMismatch(WasmlabError):
-    """An engine computed a different checksum than the native build: its numbers cannot be trusted."""
 
 
 class ThroughputResult(BenchResult):
@@ -102,28 +103,13 @@ class ThroughputResult(BenchResult):
 
 
 # ------------------------------------------------------------------------------------------ statistics
-def _ratio_rows(df: Any, seed: int) -> dict[tuple[str, str], tuple[float, float, float, Any]]:
-    """(runtime, kernel) -> (ratio, low, high, bootstrap replicates) of median ns/op against native."""
-    out = {}
-    native = {k: g["ns_per_op"].to_numpy() for k, g in df[df["runtime"] == "native"].groupby("kernel")}
-    for i, ((runtime, kernel), group) in enumerate(df[df["runtime"] != "native"].groupby(["runtime", "kernel"])):
-        if kernel in native and len(group):
-            out[(runtime, kernel)] = ratio_ci(group["ns_per_op"].to_numpy(), native[kernel], seed=seed + i)
-    return out
-
-
-def _order(df: Any, order: list[str] | None) -> list[str]:
-    """Runtimes in the order asked for (native first), then any others in order of appearance."""
-    return list(dict.fromkeys(["native", *(order or []), *df["runtime"]]))
-
-
 def summarise_throughput(df: Any, seed: int = 0, order: list[str] | None = None):
     import pandas as pd
 
     rows = []
     if not len(df):
         return pd.DataFrame()
-    ratios = _ratio_rows(df, seed)
+    ratios = ratios_to_native(df, seed)
     native_min = df[df["runtime"] == "native"].groupby("kernel")["ns_per_op"].min().to_dict()
     kernel_rank = {k: i for i, k in enumerate(KERNELS)}
     for (runtime, kernel), group in df.groupby(["runtime", "kernel"], sort=False):
@@ -160,64 +146,13 @@ def summarise_throughput(df: Any, seed: int = 0, order: list[str] | None = None)
             }
         )
     out = pd.DataFrame(rows)
-    runtimes = _order(df, order)
+    runtimes = runtime_order(df, order)
     out["_r"] = out["runtime"].map({r: i for i, r in enumerate(runtimes)})
     out["_k"] = out["kernel"].map(lambda k: kernel_rank.get(k, len(kernel_rank)))
     return out.sort_values(["_r", "_k"]).drop(columns=["_r", "_k"]).reset_index(drop=True)
 
 
-def geomeans(df: Any, seed: int = 0, order: list[str] | None = None):
-    """Per runtime: geomean over kernels of the ratio of medians to native, with a 95% bootstrap CI, and the
-    geomean of the ratios of minima (the least disturbed estimate on a busy machine)."""
-    import numpy as np
-    import pandas as pd
-
-    ratios = _ratio_rows(df, seed) if len(df) else {}
-    minima = df.groupby(["runtime", "kernel"])["ns_per_op"].min().to_dict() if len(df) else {}
-    rows = []
-    present = {r for r, _ in ratios}
-    for runtime in [r for r in _order(df, order) if r in present] if len(df) else []:
-        items = [(k, v) for (r, k), v in ratios.items() if r == runtime]
-        point, low, high = geomean_ci([v[0] for _, v in items], [v[3] for _, v in items])
-        of_minima = [minima[(runtime, k)] / minima[("native", k)] for k, _ in items]
-        rows.append(
-            {
-                "runtime": runtime,
-                "geomean_ratio": point,
-                "ci_low": low,
-                "ci_high": high,
-                "kernels": len(items),
-                "native_speed_pct": 100.0 / point if point == point and point > 0 else float("nan"),
-                "geomean_ratio_of_minima": float(np.exp(np.mean(np.log(of_minima)))),
-            }
-        )
-    columns = [
-        "runtime",
-        "geomean_ratio",
-        "ci_low",
-        "ci_high",
-        "kernels",
-        "native_speed_pct",
-        "geomean_ratio_of_minima",
-    ]
-    return pd.DataFrame(rows, columns=columns)
-
-
 # ------------------------------------------------------------------------------------------ measuring
-def calibrate(exe, kernels: list[str], target_ms: float) -> dict[str, int]:
-    """Iterations per kernel so that one native call takes about `target_ms` (two short native runs each)."""
-    counts = {}
-    for kernel in kernels:
-        n = max(1, round(target_ms * 1e6 / 8 / KERNELS[kernel].guess_ns_per_op))  # ~1/8 of the target first
-        for _ in range(3):
-            ns = min(t for _, t in run_native(exe, kernel, n, warmup=max(1, n // 10), repeats=2))
-            if ns >= target_ms * 1e6 / 10:
-                break
-            n *= 4
-        counts[kernel] = max(1, round(n * target_ms * 1e6 / max(ns, 1)))
-    return counts
-
-
 def bytes_per_op(engine, instance) -> dict[str, float]:
     """Bytes each op touches, for MB/s (the parse text's length is asked from the module itself)."""
     out = {k: float(v.bytes_per_op) if v.bytes_per_op else float("nan") for k, v in KERNELS.items()}
@@ -288,9 +223,6 @@ def throughput(
     runtimes: str | list[str] | None = None,
     kernels: str | list[str] | None = None,
     *,
-    samples: int | None = None,
-    quick: bool = False,
-    seed: int = 0,
     opt: str = "O2",
     iterations: int | dict[str, int] | None = None,
     target_ms: float | None = None,
@@ -298,23 +230,24 @@ def throughput(
     check: bool = True,
     overhead: bool = True,
     native_extra: tuple[str, ...] | list[str] = (),
-    progress: bool = True,
+    **sampling: Unpack[Sampling],
 ) -> ThroughputResult:
     """Run every kernel on every runtime and natively, `samples` times each (30, quick 5), interleaved in a
-    seeded random order per round. Iterations are calibrated so one native call takes `target_ms` (10 ms, quick
-    2 ms) unless `iterations` is given. `expected` overrides the native checksums (for testing the check): a
-    wrong result raises ChecksumMismatch, or with `check=False` is kept as `correct=False`. `native_extra`: more
-    gcc flags for the baseline (e.g. "-fno-tree-vectorize"). Ctrl-C returns the samples so far, marked
-    `.interrupted`."""
+    seeded random order per round (`sampling`: samples, quick, seed, progress; see `method.Sampling`).
+    Iterations are calibrated so one native call takes `target_ms` (10 ms, quick 2 ms) unless `iterations` is
+    given. `expected` overrides the native checksums (for testing the check): a wrong result raises
+    ChecksumMismatch, or with `check=False` is kept as `correct=False`. `native_extra`: more gcc flags for the
+    baseline (e.g. "-fno-tree-vectorize"). Ctrl-C returns the samples so far, marked `.interrupted`."""
     import pandas as pd
 
-    plan = Plan.make(samples, quick, seed, progress)
+    plan = Plan.make(**sampling)
+    build = SuiteBuild(opt, tuple(native_extra))
     clock = Clock()
     names = kernel_names(kernels)
     engines, skipped = resolve(runtime_list(runtimes), need=("exports", "wasi"))
     labels = [e.label for e in engines]
-    lib, cmd, exe = wasm_library(opt), wasm_command(opt), native_executable(opt, native_extra)
-    flags = native_flags(opt, native_extra)
+    lib, cmd, exe = build.library(), build.command(), build.native()
+    flags = build.native_flags
     env = envmod.snapshot(
         labels, native_flags=" ".join(["gcc", *flags]), wasm_flags=f"-{opt} (zig cc, wasm32-wasi, no SIMD)"
     )
@@ -326,21 +259,9 @@ def throughput(
             "part of their ratio is SIMD, not the engine (native_extra=('-fno-tree-vectorize',) gives a scalar "
             "baseline)"
         )
-    target = target_ms or TARGET_MS["quick" if quick else "full"]
-    if iterations is None:
-        counts = calibrate(exe, names, target)
-    elif isinstance(iterations, int):
-        counts = dict.fromkeys(names, iterations)
-    else:
-        counts = {k: int(iterations.get(k, 1)) for k in names}
-    native_cache: dict[tuple[str, int], int] = {}
-
-    def expect(kernel: str, n: int) -> int:
-        if expected and kernel in expected:
-            return int(expected[kernel]) & MASK
-        if (kernel, n) not in native_cache:
-            native_cache[(kernel, n)] = run_native(exe, kernel, n, warmup=0, repeats=1)[0][0]
-        return native_cache[(kernel, n)]
+    target = target_ms or TARGET_MS[plan.mode]
+    counts = build.iterations(names, iterations, target)
+    baseline = NativeBaseline(exe, dict(expected or {}))
 
     participants = [_Participant("native")]
     rows: list[dict[str, Any]] = []
@@ -350,7 +271,7 @@ def throughput(
     try:
         for engine in engines:
             divisor = SLOW_DIVISOR.get(engine.label, 1)
-            cap = min(plan.samples, SLOW_SAMPLES) if divisor > 1 and not quick else plan.samples
+            cap = min(plan.samples, SLOW_SAMPLES) if divisor > 1 and not plan.quick else plan.samples
             if "exports" in engine.capabilities:
                 p = _Participant(engine.label, engine, engine.instantiate(lib, RunOptions()), None, divisor, cap)
                 sizes = sizes or bytes_per_op(engine, p.instance)
@@ -372,15 +293,15 @@ def throughput(
                     spent, calls = 0.0, 0
                     while calls < plan.warmup or (spent < WARMUP_MS and calls < 10):
                         checksum, ms = p.measure(kernel, p.iterations(n), exe)
-                        _verify(p.label, kernel, p.iterations(n), checksum, expect, check=check)
+                        baseline.verify(p.label, kernel, p.iterations(n), checksum, check=check)
                         spent, calls = spent + ms, calls + 1
-                for r, p in interleaved(participants, plan.samples, seed + ki):
+                for r, p in interleaved(participants, plan.samples, plan.seed + ki):
                     if p.cap and p.taken.get(kernel, 0) >= p.cap:
                         continue
                     m = p.iterations(n)
                     checksum, ms = p.measure(kernel, m, exe)
-                    want = expect(kernel, m)
-                    ok = _verify(p.label, kernel, m, checksum, expect, check=check)
+                    want = baseline.expected(kernel, m)
+                    ok = baseline.verify(p.label, kernel, m, checksum, check=check)
                     p.taken[kernel] = p.taken.get(kernel, 0) + 1
                     ns_op = ms * 1e6 / m
                     bpo = sizes.get(kernel, float("nan"))
@@ -403,7 +324,7 @@ def throughput(
                     )
                     bar.update(kernel=kernel)
             if overhead:
-                batches, batch = (plan.samples, 10 if quick else 100)
+                batches, batch = (plan.samples, 10 if plan.quick else 100)
                 for p in participants[1:]:
                     if p.instance is not None:
                         overhead_rows += _overhead(p, batches, batch)
@@ -430,8 +351,8 @@ def throughput(
         "runtimes": labels,
         "kernels": names,
         "samples": plan.samples,
-        "quick": quick,
-        "seed": seed,
+        "quick": plan.quick,
+        "seed": plan.seed,
         "opt": opt,
         "target_ms": target,
         "iterations": counts,
@@ -440,15 +361,3 @@ def throughput(
     }
     tables = {"samples": table, "overhead": over, "calibration": calib}
     return ThroughputResult(tables, envmod.finish(env, clock.started, notes), params, notes, interrupted)
-
-
-def _verify(label: str, kernel: str, n: int, checksum: int, expect, *, check: bool) -> bool:
-    want = expect(kernel, n)
-    if checksum == want:
-        return True
-    if check:
-        raise ChecksumMismatch(
-            f"{label} computed a wrong checksum for {kernel}({n}): {checksum} instead of {want} (the native "
-            "build's): its timings cannot be trusted"
-        )
-    return False

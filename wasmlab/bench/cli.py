@@ -83,13 +83,9 @@ def _cluster_client(scheduler: str | None):
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark the arguments name, print it (text or --json), write the requested files."""
     from . import crosscheck, density, size_vs_speed, startup, suite, sweep, throughput
+    from .method import Sampling
 
-    common: dict[str, Any] = {
-        "samples": args.samples,
-        "quick": args.quick,
-        "seed": args.seed,
-        "progress": not args.no_progress,
-    }
+    common = Sampling(samples=args.samples, quick=args.quick, seed=args.seed, progress=not args.no_progress)
     opt = _opt(args.opt)
     native_extra = tuple(args.native_flags.split())
     if args.what == "startup":

@@ -6,7 +6,9 @@
                    `KERNEL CHECKSUM NS` per repeat, NS timed inside the guest with clock_gettime(CLOCK_MONOTONIC)
     native         `gcc -O2 -DBENCH_MAIN`: the same program, run as a subprocess, timed the same way
 
-The native build's checksum for (kernel, iterations) is the expected answer on every engine.
+The native build's checksum for (kernel, iterations) is the expected answer on every engine (`NativeBaseline`),
+and the native build calibrates the iteration counts (`calibrate`). `SuiteBuild` names one build of the three
+(the -O level and extra gcc flags), the parameter every benchmark of the suite passes on.
 """
 
 from __future__ import annotations
@@ -14,16 +16,27 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..cache import cache_dir
 from ..errors import ToolchainUnavailable, UsageError, WasmlabError
 
+if TYPE_CHECKING:
+    from ..module import Module
+
 SOURCE = Path(__file__).parent / "kernels" / "suite.c"
 GCC = "/usr/bin/gcc"
 NATIVE_TIMEOUT = 120.0
+MASK = 0xFFFFFFFF  # checksums are compared as unsigned 32-bit numbers
+TARGET_MS = {"full": 10.0, "quick": 2.0}  # one native call, after calibration
+
+
+class ChecksumMismatch(WasmlabError):
+    """An engine computed a different checksum than the native build: its numbers cannot be trusted."""
 
 
 @dataclass(frozen=True)
@@ -72,14 +85,14 @@ def export_name(kernel: str) -> str:
     return f"run_{kernel}"
 
 
-def wasm_library(opt: str = "O2"):
+def wasm_library(opt: str = "O2") -> Module:
     """The suite as a Wasm library (WASI reactor) exporting `run_<kernel>` and `bench_nop`."""
     from ..build import compile
 
     return compile(source_text(), "c", kind="library", opt=opt, name="suite")
 
 
-def wasm_command(opt: str = "O2"):
+def wasm_command(opt: str = "O2") -> Module:
     """The suite as a WASI command: `suite KERNEL ITERATIONS [WARMUP [REPEATS]]`."""
     from ..build import compile
 
@@ -129,7 +142,7 @@ def parse_lines(text: str, kernel: str) -> list[tuple[int, int]]:
     for line in text.splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[0] == kernel:
-            rows.append((int(parts[1]) & 0xFFFFFFFF, int(parts[2])))
+            rows.append((int(parts[1]) & MASK, int(parts[2])))
     if not rows:
         raise WasmlabError(f"the suite program printed no result for {kernel}: {text.strip()[:200]!r}")
     return rows
@@ -146,6 +159,85 @@ def run_native(exe: Path, kernel: str, iterations: int, warmup: int = 0, repeats
     if proc.returncode != 0:
         raise WasmlabError(f"native {kernel} failed (exit {proc.returncode}): {proc.stderr.strip()[:300]}")
     return parse_lines(proc.stdout, kernel)
+
+
+def calibrate(exe: Path, kernels: Iterable[str], target_ms: float) -> dict[str, int]:
+    """Iterations per kernel so that one native call takes about `target_ms` (two short native runs each)."""
+    counts = {}
+    for kernel in kernels:
+        n = max(1, round(target_ms * 1e6 / 8 / KERNELS[kernel].guess_ns_per_op))  # ~1/8 of the target first
+        for _ in range(3):
+            ns = min(t for _, t in run_native(exe, kernel, n, warmup=max(1, n // 10), repeats=2))
+            if ns >= target_ms * 1e6 / 10:
+                break
+            n *= 4
+        counts[kernel] = max(1, round(n * target_ms * 1e6 / max(ns, 1)))
+    return counts
+
+
+@dataclass
+class NativeBaseline:
+    """The expected checksum of (kernel, iterations): the native build's, run once per pair and remembered;
+    `overrides` replaces it per kernel (to test the check)."""
+
+    exe: Path
+    overrides: dict[str, int] = field(default_factory=dict)
+    _seen: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    def expected(self, kernel: str, n: int) -> int:
+        if kernel in self.overrides:
+            return int(self.overrides[kernel]) & MASK
+        if (kernel, n) not in self._seen:
+            self._seen[(kernel, n)] = run_native(self.exe, kernel, n)[0][0]
+        return self._seen[(kernel, n)]
+
+    def verify(self, who: str, kernel: str, n: int, checksum: int, *, check: bool = True) -> bool:
+        """True when `checksum` is the expected one; else ChecksumMismatch, or False with `check=False`."""
+        want = self.expected(kernel, n)
+        if checksum == want:
+            return True
+        if check:
+            raise ChecksumMismatch(
+                f"{who} computed a wrong checksum for {kernel}({n}): {checksum} instead of {want} (the native "
+                "build's): its timings cannot be trusted"
+            )
+        return False
+
+
+@dataclass(frozen=True)
+class SuiteBuild:
+    """One build of the suite: the -O level of the Wasm and native builds, and extra gcc flags for the native
+    baseline (e.g. "-fno-tree-vectorize")."""
+
+    opt: str = "O2"
+    native_extra: tuple[str, ...] = ()
+
+    def library(self) -> Module:
+        return wasm_library(self.opt)
+
+    def command(self) -> Module:
+        return wasm_command(self.opt)
+
+    def native(self) -> Path:
+        return native_executable(self.opt, self.native_extra)
+
+    @property
+    def native_flags(self) -> list[str]:
+        return native_flags(self.opt, self.native_extra)
+
+    def calibrate(self, kernels: Iterable[str], target_ms: float) -> dict[str, int]:
+        return calibrate(self.native(), kernels, target_ms)
+
+    def iterations(self, kernels: list[str], given: int | dict[str, int] | None, target_ms: float) -> dict[str, int]:
+        """Iterations per kernel: `given` (one count for all, or per kernel), else calibrated natively."""
+        if given is None:
+            return self.calibrate(kernels, target_ms)
+        if isinstance(given, int):
+            return dict.fromkeys(kernels, given)
+        return {k: int(given.get(k, 1)) for k in kernels}
+
+    def baseline(self, overrides: dict[str, int] | None = None) -> NativeBaseline:
+        return NativeBaseline(self.native(), dict(overrides or {}))
 
 
 def with_nonce(module, nonce: str):

@@ -6,9 +6,9 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from ..errors import RuntimeUnavailable, UsageError, WasmlabError
 
@@ -16,9 +16,20 @@ FULL_SAMPLES = 30
 QUICK_SAMPLES = 5
 
 
-@dataclass
+class Sampling(TypedDict, total=False):
+    """The sampling keywords every benchmark takes (`**sampling`), declared once: `samples` per measurement
+    (None: the benchmark's default), `quick` (fewer samples, shorter calls), `seed` of the randomised order, and
+    `progress` (a progress bar). `Plan.make(**sampling)` turns them into a `Plan`."""
+
+    samples: int | None
+    quick: bool
+    seed: int
+    progress: bool
+
+
+@dataclass(frozen=True)
 class Plan:
-    """The sampling plan shared by every benchmark: sample counts, seed, mode."""
+    """The sampling plan shared by every benchmark: sample counts, seed, mode, warm-up calls."""
 
     samples: int = FULL_SAMPLES
     quick: bool = False
@@ -27,18 +38,38 @@ class Plan:
     warmup: int = 2
 
     @classmethod
-    def make(cls, samples: int | None, quick: bool, seed: int, progress: bool) -> Plan:
+    def make(
+        cls,
+        samples: int | None = None,
+        quick: bool = False,
+        seed: int = 0,
+        progress: bool = True,
+        *,
+        defaults: tuple[int, int] = (FULL_SAMPLES, QUICK_SAMPLES),
+    ) -> Plan:
+        """The plan for the `Sampling` keywords; `defaults` are the (full, quick) sample counts when `samples`
+        is None."""
         if samples is not None and samples < 1:
             raise UsageError("samples must be at least 1")
-        default = QUICK_SAMPLES if quick else FULL_SAMPLES
-        return cls(samples or default, quick, seed, progress, 1 if quick else 2)
+        full, quick_default = defaults
+        return cls(samples or (quick_default if quick else full), quick, seed, progress, 1 if quick else 2)
+
+    @property
+    def mode(self) -> str:
+        """ "quick" or "full": the key of per-mode settings (`TARGET_MS`...)."""
+        return "quick" if self.quick else "full"
+
+    def sampling(self) -> Sampling:
+        """This plan as keywords for another benchmark (a sweep running throughput with the same plan)."""
+        return Sampling(samples=self.samples, quick=self.quick, seed=self.seed, progress=self.progress)
 
 
-def runtime_list(runtimes: str | list[str] | tuple[str, ...] | None) -> list[str]:
+def runtime_list(runtimes: str | Iterable[str] | None, default: Iterable[str] | None = None) -> list[str]:
+    """Runtime specs from a comma-separated string or a list; None gives `default`, else every available one."""
     from ..runtimes import default_runtimes
 
     if runtimes is None:
-        return default_runtimes()
+        return list(default) if default is not None else default_runtimes()
     names = runtimes.split(",") if isinstance(runtimes, str) else list(runtimes)
     return [n.strip() for n in names if n and n.strip()]
 
@@ -107,7 +138,7 @@ class Clock:
 
 def call_ms(instance) -> float:
     """Milliseconds of an instance's last call, as the engine measured it (inside the worker for workers)."""
-    timings = getattr(instance, "last_timings", None) or {}
+    timings = instance.last_timings or {}
     if "call" not in timings:
         raise WasmlabError(f"{instance.runtime} reported no call time")
     return float(timings["call"])

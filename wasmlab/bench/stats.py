@@ -1,5 +1,6 @@
 """Robust statistics for benchmark samples: medians with IQR and min, the coefficient of variation, and
-bootstrap confidence intervals on a ratio of medians and on a geometric mean of ratios (numpy only)."""
+bootstrap confidence intervals on a ratio of medians and on a geometric mean of ratios (numpy), and the same
+over a tidy table of samples against the native baseline (`ratios_to_native`, `geomeans`: pandas)."""
 
 from __future__ import annotations
 
@@ -130,3 +131,60 @@ def _t95(df: int) -> float:
         if df <= k:
             return table[k]
     return 1.96
+
+
+# ------------------------------------------------------------------------------------------ tables of samples
+# A table of samples has one row per sample with "runtime" (the native baseline is "native"), "kernel" and
+# "ns_per_op" columns (throughput's samples, and the tiers sweep's).
+
+
+def runtime_order(df: Any, order: list[str] | None) -> list[str]:
+    """Runtimes in the order asked for (native first), then any others in order of appearance."""
+    return list(dict.fromkeys(["native", *(order or []), *df["runtime"]]))
+
+
+def ratios_to_native(df: Any, seed: int) -> dict[tuple[str, str], tuple[float, float, float, Any]]:
+    """(runtime, kernel) -> (ratio, low, high, bootstrap replicates) of median ns/op against native."""
+    out = {}
+    native = {k: g["ns_per_op"].to_numpy() for k, g in df[df["runtime"] == "native"].groupby("kernel")}
+    for i, ((runtime, kernel), group) in enumerate(df[df["runtime"] != "native"].groupby(["runtime", "kernel"])):
+        if kernel in native and len(group):
+            out[(runtime, kernel)] = ratio_ci(group["ns_per_op"].to_numpy(), native[kernel], seed=seed + i)
+    return out
+
+
+def geomeans(df: Any, seed: int = 0, order: list[str] | None = None) -> Any:
+    """Per runtime: geomean over kernels of the ratio of medians to native, with a 95% bootstrap CI, and the
+    geomean of the ratios of minima (the least disturbed estimate on a busy machine)."""
+    import numpy as np
+    import pandas as pd
+
+    ratios = ratios_to_native(df, seed) if len(df) else {}
+    minima = df.groupby(["runtime", "kernel"])["ns_per_op"].min().to_dict() if len(df) else {}
+    rows = []
+    present = {r for r, _ in ratios}
+    for runtime in [r for r in runtime_order(df, order) if r in present] if len(df) else []:
+        items = [(k, v) for (r, k), v in ratios.items() if r == runtime]
+        point, low, high = geomean_ci([v[0] for _, v in items], [v[3] for _, v in items])
+        of_minima = [minima[(runtime, k)] / minima[("native", k)] for k, _ in items]
+        rows.append(
+            {
+                "runtime": runtime,
+                "geomean_ratio": point,
+                "ci_low": low,
+                "ci_high": high,
+                "kernels": len(items),
+                "native_speed_pct": 100.0 / point if point == point and point > 0 else float("nan"),
+                "geomean_ratio_of_minima": float(np.exp(np.mean(np.log(of_minima)))),
+            }
+        )
+    columns = [
+        "runtime",
+        "geomean_ratio",
+        "ci_low",
+        "ci_high",
+        "kernels",
+        "native_speed_pct",
+        "geomean_ratio_of_minima",
+    ]
+    return pd.DataFrame(rows, columns=columns)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import LimitExceeded, Trap, WasmlabError
-from ..runtimes.worker import rss_bytes
+from ..procfs import rss_bytes
 from .sensors import reading
 
 DECIDE = "decide"

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..compare import PHASES, Comparison
+from ..errors import ErrorKind, WasmlabError, error_for
 from ..module import Module
 from ..runtimes.base import RunResult
 
@@ -305,10 +306,10 @@ def _status(result: RunResult) -> tuple[str, str]:
     if result.trap:
         return f"trap: {result.trap}", RED
     if result.error:
-        kind = result.error_kind or ""
-        if kind.startswith("limit:"):
-            return f"limit: {kind.removeprefix('limit:')}", AMBER
-        return kind or "error", RED
+        limit = ErrorKind.limit_of(result.error_kind)
+        if limit is not None:
+            return f"limit: {limit}", AMBER
+        return result.error_kind or ErrorKind.ERROR, RED
     if result.exit_code not in (None, 0):
         return f"exit {result.exit_code}", RED
     return "ok", GREEN
@@ -316,16 +317,13 @@ def _status(result: RunResult) -> tuple[str, str]:
 
 def _error_title(result: RunResult) -> str:
     """The error class the result stands for, as `raise_for_error` would raise it."""
-    kind = result.error_kind or ""
     if result.trap:
         return "Trap"
-    if kind.startswith("limit:"):
-        return f"LimitExceeded ({kind.removeprefix('limit:')})"
-    if kind == "crash":
-        return "EngineCrashed"
-    if kind == "unavailable":
-        return "RuntimeUnavailable"
-    return "Error"
+    limit = ErrorKind.limit_of(result.error_kind)
+    if limit is not None:
+        return f"LimitExceeded ({limit})"
+    error = type(error_for(result.error_kind, result.error or "", result.runtime))
+    return "Error" if error is WasmlabError else error.__name__
 
 
 def _call_text(result: RunResult, args: tuple[Any, ...] | None) -> str:

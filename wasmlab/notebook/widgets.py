@@ -24,9 +24,10 @@ import anywidget
 import traitlets as t
 
 from ..compare import PHASES, Comparison, compare, outcome
-from ..errors import WasmlabError
+from ..errors import ErrorKind, WasmlabError
 from ..module import Module
 from ..runtimes.base import RunResult
+from ..runtimes.values import parse_value
 from ..runtimes.views import DTYPES
 from .display import group_sections, jsonable, named_functions
 
@@ -45,8 +46,6 @@ HIDDEN_EXPORTS = ("_initialize", "_start", "__wasm_call_ctors")
 
 def parse_args(text: str) -> tuple[Any, ...]:
     """ "10, 2.5 0x1f" -> (10, 2.5, 31): export arguments typed in the front end (commas or spaces)."""
-    from .magics import parse_value
-
     return tuple(parse_value(word) for word in re.split(r"[\s,]+", text.strip()) if word)
 
 
@@ -472,14 +471,14 @@ class LimitsExplorer(anywidget.AnyWidget):
         try:
             result = self.module.run(self.runtime, self.invoke, self.args, check=False, **options)
         except WasmlabError as exc:
-            result = RunResult(self.runtime, self.invoke, error=str(exc), error_kind="error")
+            result = RunResult(self.runtime, self.invoke, error=str(exc), error_kind=exc.kind)
         finally:
             self.running = False
         self.last = result
-        kind = result.error_kind or ""
+        limit = ErrorKind.limit_of(result.error_kind)
         if result.trap:
             status = "trap"
-        elif kind.startswith("limit:"):
+        elif limit is not None:
             status = "limit"
         elif result.error:
             status = "error"
@@ -495,7 +494,7 @@ class LimitsExplorer(anywidget.AnyWidget):
         elapsed = result.timings.get("call", result.timings.get("run", 0.0))
         with self.hold_sync():
             self.status = status
-            self.limit = kind.removeprefix("limit:") if status == "limit" else ""
+            self.limit = limit or ""
             self.message = result.error or (f"trap: {result.trap}" if result.trap else "")
             self.stopped_at = stopped
             self.result = repr(result.result) if status == "ok" and self.invoke else ""

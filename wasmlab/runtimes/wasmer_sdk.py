@@ -4,7 +4,7 @@ The SDK runs a command's `_start` in a sandbox with argv, env, stdin, captured s
 offers no export calls, memory access, host imports or fuel, so this backend runs commands and refuses the
 rest with a clear `RuntimeUnavailable`.
 
-It runs in a worker process (`worker.Worker`, this file run as `python -m wasmlab.runtimes.wasmer_sdk`): the SDK
+It runs in a worker process (`worker.process.Worker`, this file run as `python -m wasmlab.runtimes.wasmer_sdk`): the SDK
 honours `timeout=` in that it returns at the deadline, but a guest that makes no WASI calls (an endless loop, a
 memory.grow loop) keeps running on one of Wasmer's threads after the timeout and after `Process.kill()`
 (measured: CPU time and resident memory keep growing). So the worker is killed after every run that hit a time
@@ -36,10 +36,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..cache import cache_dir
-from ..errors import LimitExceeded, RuntimeUnavailable, UsageError, WasmlabError
-from .base import Instance, RunOptions, RunResult, Runtime, normalize_trap
-from .pyworker import frame_names
-from .worker import Worker, b64, rss_bytes, unb64
+from ..errors import ErrorKind, LimitExceeded, RuntimeUnavailable, UsageError, WasmlabError
+from ..procfs import rss_bytes
+from .base import Instance, RunOptions, RunResult, Runtime
+from .traps import frame_names, normalize_trap
+from .worker.process import Worker
+from .worker.protocol import b64, unb64
 
 if TYPE_CHECKING:
     from ..module import Module
@@ -219,11 +221,12 @@ class WasmerSdkRuntime(Runtime):
         wait = None if options.timeout is None else options.timeout + GRACE_S
         answer = worker.request(message, timeout=wait, max_rss=max_rss, module=module)
         kind, error = answer.get("kind", ""), answer.get("error", "")
-        if kind.startswith("limit:"):
+        limit = ErrorKind.limit_of(kind)
+        if limit is not None:
             worker.kill()  # the guest may still be running on a Wasmer thread in there
-            raise LimitExceeded(kind.removeprefix("limit:"), error)
+            raise LimitExceeded(limit, error)
         if not answer.get("ok"):
-            raise (UsageError if kind == "usage" else WasmlabError)(error or f"{self.label} worker: {answer}")
+            raise (UsageError if kind == ErrorKind.USAGE else WasmlabError)(error or f"{self.label} worker: {answer}")
         result = RunResult(self.label, None, stdout=unb64(answer["stdout"]), stderr=unb64(answer["stderr"]))
         result.exit_code, result.trap, result.trap_frames = answer["exit_code"], answer["trap"], answer["frames"]
         result.timings = {k: float(v) for k, v in answer["timings"].items()}
@@ -344,7 +347,7 @@ class WasmerSdkRuntime(Runtime):
 
 
 def _serve() -> None:
-    """The worker: JSON lines on stdin/stdout (`worker.Worker`), each run on an in-process runtime."""
+    """The worker: JSON lines on stdin/stdout (`worker.process.Worker`), each run on an in-process runtime."""
     import json
 
     from ..module import Module
@@ -378,13 +381,11 @@ def _serve() -> None:
                 "frames": result.trap_frames,
                 "timings": result.timings,
             }
-        except LimitExceeded as exc:
-            answer = {"ok": False, "kind": f"limit:{exc.limit}", "error": str(exc)}
-        except UsageError as exc:
-            answer = {"ok": False, "kind": "usage", "error": str(exc)}
+        except (LimitExceeded, UsageError) as exc:
+            answer = {"ok": False, "kind": exc.kind, "error": str(exc)}
         except Exception as exc:
             message = str(exc) if isinstance(exc, WasmlabError) else f"{runtime.label}: {type(exc).__name__}: {exc}"
-            answer = {"ok": False, "kind": "error", "error": message}
+            answer = {"ok": False, "kind": ErrorKind.ERROR, "error": message}
         channel.write(json.dumps(answer) + "\n")
 
 

@@ -11,8 +11,10 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -68,9 +70,19 @@ class Toolchain:
         """The compiler's version: part of the cache key, so a new compiler never serves stale builds."""
         return ""
 
+    def workdir(self) -> contextlib.AbstractContextManager[Path]:
+        """The empty directory one build runs in, removed afterwards: a fresh temporary one by default."""
+        return temporary_workdir()
+
     def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
         """Compile `source` (to be saved as `workdir / filename`) into Wasm bytes; raise CompileError."""
         raise NotImplementedError
+
+
+@contextlib.contextmanager
+def temporary_workdir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="wasmlab-build-") as tmp:
+        yield Path(tmp)
 
 
 def run_tool(

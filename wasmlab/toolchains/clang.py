@@ -6,33 +6,17 @@ exported, and WASI is imported only when the code uses it. Runtimes call `_initi
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from functools import cache
 from pathlib import Path
 
-from .base import CompileOptions, Toolchain, command_output, run_tool
+from . import zigenv
+from .base import CompileOptions, Toolchain, command_output, run_tool, temporary_workdir
+from .zigenv import zig_binary, zig_version
 
 STACK_SIZE = 1 << 20  # 1 MiB shadow stack (zig's default of 16 MiB makes every module 257 pages)
 SMALL = ("Os", "Oz")
-
-
-@cache
-def zig_binary() -> str | None:
-    """The zig executable shipped by the `ziglang` wheel, or one on PATH."""
-    try:
-        import ziglang
-    except ImportError:
-        return shutil.which("zig")
-    exe = Path(ziglang.__file__).parent / "zig"
-    return str(exe) if exe.is_file() else shutil.which("zig")
-
-
-@cache
-def zig_version() -> str:
-    exe = zig_binary()
-    if not exe:
-        return ""
-    return "zig " + command_output([exe, "version"])
 
 
 @cache
@@ -48,7 +32,7 @@ def debian_clang() -> tuple[str, str] | None:
 
 class CToolchain(Toolchain):
     lang = "c"
-    recipe = 2  # 2: names kept at -Os/-Oz, DWARF paths relative to the snippet
+    recipe = 3  # 3: zig runs in its fixed build directory (no path of this machine in DWARF)
     extensions = (".c",)
     install = "pip install ziglang (or: apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)"
     driver = "cc"
@@ -83,10 +67,14 @@ class CToolchain(Toolchain):
             cmd += [f"-ffile-prefix-map={path}=." for path in dict.fromkeys((str(workdir), str(workdir.resolve())))]
         return [*cmd, *options.flags, src, "-o", out]
 
+    def workdir(self) -> contextlib.AbstractContextManager[Path]:
+        return zigenv.build_dir() if zig_binary() else temporary_workdir()
+
     def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
         (workdir / filename).write_text(source)
         cmd = self.command_line(filename, "out.wasm", options, workdir)
-        run_tool(cmd, lang=self.lang, workdir=workdir, timeout=options.timeout)
+        env = zigenv.ENV if zig_binary() else None
+        run_tool(cmd, lang=self.lang, workdir=workdir, timeout=options.timeout, env=env)
         return (workdir / "out.wasm").read_bytes()
 
 

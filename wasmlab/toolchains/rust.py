@@ -35,6 +35,7 @@ def rustc_with_wasm() -> str | None:
 
 class RustToolchain(Toolchain):
     lang = "rust"
+    recipe = 2  # 2: the build directory remapped in debug info
     extensions = (".rs",)
     install = "apt-get install rustc libstd-rust-dev-wasm32"
 
@@ -64,6 +65,8 @@ class RustToolchain(Toolchain):
             cmd += ["--crate-type", "cdylib"]
         if options.lto:
             cmd += ["-C", "lto"]
+        # debug info names the snippet as ./snippet.rs, not the build directory: reproducible builds
+        cmd += [f"--remap-path-prefix={path}=." for path in dict.fromkeys((str(workdir), str(workdir.resolve())))]
         cmd += [*options.flags, filename, "-o", "out.wasm"]
         run_tool(cmd, lang=self.lang, workdir=workdir, timeout=options.timeout)
         return (workdir / "out.wasm").read_bytes()

@@ -5,10 +5,12 @@ A library targets wasm32-freestanding and exports every `export fn`; a command t
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
+from . import zigenv
 from .base import CompileOptions, Toolchain, run_tool
-from .clang import zig_binary, zig_version
+from .zigenv import zig_binary, zig_version
 
 MODES = {
     "O0": "Debug",
@@ -22,7 +24,7 @@ MODES = {
 
 class ZigToolchain(Toolchain):
     lang = "zig"
-    recipe = 2  # 2: names kept at -Os/-Oz
+    recipe = 3  # 3: built in zig's fixed build directory (no path of this machine in DWARF)
     extensions = (".zig",)
     install = "pip install ziglang"
 
@@ -31,6 +33,9 @@ class ZigToolchain(Toolchain):
 
     def version(self) -> str:
         return zig_version()
+
+    def workdir(self) -> contextlib.AbstractContextManager[Path]:
+        return zigenv.build_dir()
 
     def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
         (workdir / filename).write_text(source)
@@ -48,6 +53,6 @@ class ZigToolchain(Toolchain):
             lang=self.lang,
             workdir=workdir,
             timeout=options.timeout,
-            env={"ZIG_LOCAL_CACHE_DIR": str(workdir / ".zig-cache")},
+            env=zigenv.ENV,
         )
         return (workdir / "out.wasm").read_bytes()

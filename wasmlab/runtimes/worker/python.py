@@ -1,8 +1,8 @@
-"""The client half of wasmlab's Python engine workers (`pyserve.py` is the server half).
+"""`PyWorkerRuntime`: the client half of wasmlab's Python engine workers (`scripts/pyserve.py` is the server half).
 
 `PyWorkerRuntime` is the base of the backends whose engine runs in a Python worker process (wasm3: holds the
 GIL; wasmer-python: holds the GIL and needs CPython 3.10). It turns `RunOptions` into requests, enforces the
-wall-clock timeout and a resident-memory cap by killing the worker (`worker.Worker`), and turns answers into
+wall-clock timeout and a resident-memory cap by killing the worker (`process.Worker`), and turns answers into
 `RunResult`, `Trap`, `LimitExceeded`... `PyWorkerInstance` is an instance kept in the worker under an id.
 
 Memory has two guards: the worker lowers each memory's declared maximum to `max_memory` (so `memory.grow`
@@ -16,7 +16,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import (
+from ...errors import (
+    ErrorKind,
     InvalidModule,
     LimitExceeded,
     RuntimeUnavailable,
@@ -24,21 +25,20 @@ from ..errors import (
     UsageError,
     WasmlabError,
 )
-from .base import (
-    RunOptions,
-    RunResult,
-    coerce_args,
-    confined_directory,
-    normalize_trap,
-)
-from .worker import Worker, b64, unb64
-from .worker_runtime import WorkerInstance, WorkerRuntime
+from ..base import RunOptions, RunResult
+from ..traps import frame_names, normalize_trap
+from ..values import coerce_args
+from .backend import WorkerInstance, WorkerRuntime
+from .process import Worker
+from .protocol import LINK, timings, unb64
 
 if TYPE_CHECKING:
     from ...module import Module
 
-WORKERS = Path(__file__).parent / "workers"
-PYSERVE = WORKERS / "pyserve.py"
+__all__ = ["SCRIPTS", "PyWorkerInstance", "PyWorkerRuntime", "frame_names"]
+
+SCRIPTS = Path(__file__).parent / "scripts"  # what runs inside the worker processes
+PYSERVE = SCRIPTS / "pyserve.py"
 PREPARE_TIMEOUT = 300.0  # seconds to compile a module (large Go modules under LLVM take a while)
 
 
@@ -66,31 +66,6 @@ def check_args(module: Module, name: str, args: tuple[Any, ...]) -> list[Any]:
     return [encode_value(a) for a in coerce_args(name, module.func_type(name).params, args)]
 
 
-def frame_names(module: Module, frames: list[Any]) -> list[str]:
-    """Worker frames ({"name", "index", "offset"}) -> 'func_name (0xOFFSET)', innermost first. Names come from
-    the module's name section (as V8 and wasmtime use), else the engine, else the export names, else
-    wasm-function[N]: the same function gets the same name on every engine."""
-    names: dict[int, str] = {}
-    exported: dict[int, str] = {}
-    try:
-        for export in module.exports:
-            if export.kind == "func":
-                exported.setdefault(export.index, export.name)
-        names.update(module.parsed.function_names)
-    except WasmlabError:
-        pass
-    out = []
-    for frame in frames:
-        if isinstance(frame, str):
-            out.append(frame)
-            continue
-        index, offset = frame.get("index"), frame.get("offset")
-        name = names.get(index) or frame.get("name") or exported.get(index)
-        name = name or (f"wasm-function[{index}]" if index is not None else "<unknown>")
-        out.append(f"{name} ({offset:#x})" if offset is not None else name)
-    return out
-
-
 # runtime ----------------------------------------------------------------------------------------------------
 class PyWorkerRuntime(WorkerRuntime):
     """A backend whose engine lives in a `pyserve` worker. Subclasses give the worker's Python and script."""
@@ -102,7 +77,6 @@ class PyWorkerRuntime(WorkerRuntime):
     def __init__(self, variant: str | None = None) -> None:
         super().__init__(variant)
         self._prepared: set[tuple[Any, str, int | None]] = set()  # (process, sha, memory cap) compiled
-        self.compiled_ms: dict[str, float] = {}  # sha256 -> ms of the compile the worker last did
 
     # subclass hooks ---------------------------------------------------------------------------------------
     def worker_python(self) -> str | None:
@@ -137,16 +111,7 @@ class PyWorkerRuntime(WorkerRuntime):
                 )
 
     def _setup(self, module: Module, options: RunOptions) -> dict[str, Any]:
-        """The request fields every instantiation shares."""
-        return {
-            "sha": module.sha256,
-            "argv": [module.name, *options.argv],
-            "env": dict(options.env),
-            "stdin": b64(options.stdin),
-            "dirs": {guest: confined_directory(self.label, guest, host) for guest, host in options.dirs.items()},
-            "max_output": options.max_output,
-            "max_memory": options.max_memory or None,
-        }
+        return {"sha": module.sha256, **super()._setup(module, options), "max_memory": options.max_memory or None}
 
     def _prepare(self, module: Module, options: RunOptions) -> dict[str, float]:
         """Compile in the worker before the guest runs, so compile time does not count against `timeout`.
@@ -164,10 +129,10 @@ class PyWorkerRuntime(WorkerRuntime):
             self._fail(answer, module)
         self._prepared = {k for k in self._prepared if k[0] is worker.proc}
         self._prepared.add((worker.proc, module.sha256, options.max_memory or None))
-        timings = {k: float(v) for k, v in answer.get("timings", {}).items()}
-        if "compile" in timings:
-            self.compiled_ms[module.sha256] = timings["compile"]
-        return timings
+        measured = timings(answer)
+        if "compile" in measured:
+            self.compiled_ms[module.sha256] = measured["compile"]
+        return measured
 
     def _fail(self, answer: dict[str, Any], module: Module | None = None) -> None:
         """Raise the error an answer carries (traps and memory limits of runs are results, not raised here)."""
@@ -178,30 +143,30 @@ class PyWorkerRuntime(WorkerRuntime):
                 f"the engine cannot compile this module ({message}), a limitation of {self.name}",
                 "use wasmtime",
             )
-        if kind == "invalid" and ("segment out of bounds" in message or "table underflow" in message):
+        if kind == ErrorKind.INVALID and ("segment out of bounds" in message or "table underflow" in message):
             # wasm3 initialises data and element segments when loading: a segment that does not fit is a trap
             code = "out of bounds memory access" if "data" in message else "out of bounds table access"
             raise Trap(code, [], f"wasm trap on {self.label}: {code} (initialising a segment)")
-        if kind == "invalid":
+        if kind == ErrorKind.INVALID:
             prefix = "" if "rejected the module" in message else f"{self.label} rejected the module: "
             raise InvalidModule(prefix + message)
         # wasm3 compiles a function when it is first looked up: a compile error reads as a missing export
-        exported = module.export_names() if module is not None and kind == "usage" else []
+        exported = module.export_names() if module is not None and kind == ErrorKind.USAGE else []
         if any(f"cannot find export {name!r}:" in message for name in exported):
             module.validate()  # InvalidModule when the code is invalid, as the other engines say
             raise RuntimeUnavailable(self.label, f"{self.name} cannot compile this module ({message})", "use wasmtime")
-        if kind in ("link", "usage"):
+        if kind in (LINK, ErrorKind.USAGE):
             raise UsageError(f"{self.label}: {message}")
-        if kind == "unavailable":
+        if kind == ErrorKind.UNAVAILABLE:
             raise RuntimeUnavailable(self.label, message, "use wasmtime")
-        if kind == "limit:memory":
+        if kind == ErrorKind.LIMIT_MEMORY:
             raise LimitExceeded("memory", f"{self.label}: {message}")
-        if kind == "trap":
+        if kind == ErrorKind.TRAP:
             code = normalize_trap(answer.get("trap_message") or message)
             frames = frame_names(module, answer.get("frames", [])) if module is not None else []
             where = f" in {frames[0]}" if frames else ""
             raise Trap(code, frames, f"wasm trap on {self.label}: {code}{where}")
-        if module is not None and kind == "error":
+        if module is not None and kind == ErrorKind.ERROR:
             # the worker choked on the bytes (wasm3's LEB rewriter raised IndexError on invalid code)
             module.validate()  # InvalidModule when they are invalid
         raise WasmlabError(f"{self.label} worker: {message or answer}")
@@ -218,25 +183,25 @@ class PyWorkerRuntime(WorkerRuntime):
         compiled = self._prepare(module, options)
         answer = self.request(message, module=module, timeout=options.timeout, max_memory=options.max_memory)
         kind = answer.get("kind")
-        if not answer.get("ok") and (kind not in ("trap", "limit:memory") or _engine_cannot(answer)):
+        if not answer.get("ok") and (kind not in (ErrorKind.TRAP, ErrorKind.LIMIT_MEMORY) or _engine_cannot(answer)):
             self._fail(answer, module)
-        timings = {k: float(v) for k, v in answer.get("timings", {}).items()}
-        timings["compile"] = compiled.get("compile", timings.get("compile", 0.0))
+        measured = timings(answer)
+        measured["compile"] = compiled.get("compile", measured.get("compile", 0.0))
         result = RunResult(
             self.label,
             options.invoke,
             stdout=unb64(answer.get("stdout")),
             stderr=unb64(answer.get("stderr")),
             exit_code=answer.get("exit_code"),
-            timings=timings,
+            timings=measured,
         )
         if options.invoke is None and result.exit_code is None and kind is None:
             result.exit_code = 0
-        if kind == "trap":
+        if kind == ErrorKind.TRAP:
             result.trap = normalize_trap(answer.get("trap_message") or answer.get("error", ""))
             result.trap_frames = frame_names(module, answer.get("frames", []))
-        elif kind == "limit:memory":
-            result.error, result.error_kind = f"{self.label}: {answer.get('error')}", "limit:memory"
+        elif kind == ErrorKind.LIMIT_MEMORY:
+            result.record(LimitExceeded("memory", f"{self.label}: {answer.get('error')}"))
         elif options.invoke is not None and answer.get("exit_code") is None:
             result.result = decode_value(answer.get("result"))
         return result
@@ -248,9 +213,9 @@ class PyWorkerRuntime(WorkerRuntime):
         answer = self.request(message, module=module, timeout=options.timeout, max_memory=options.max_memory)
         if not answer.get("ok"):
             self._fail(answer, module)
-        timings = {k: float(v) for k, v in answer.get("timings", {}).items()}
-        timings["compile"] = compiled.get("compile", timings.get("compile", 0.0))
-        answer["timings"] = timings
+        measured = timings(answer)
+        measured["compile"] = compiled.get("compile", measured.get("compile", 0.0))
+        answer["timings"] = measured
         return PyWorkerInstance(self, module, options, answer)
 
 
