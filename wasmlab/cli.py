@@ -82,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     from .mcp.cli import add_arguments as mcp_arguments
 
     mcp_arguments(command("mcp", "a module's functions as sandboxed MCP tools for AI assistants (like Wassette)"))
+
+    from .fleet.cli import add_arguments as fleet_arguments
+
+    fleet_arguments(command("fleet", "roll rule modules out to a fleet of simulated devices on a Dask cluster"))
     return parser
 
 
@@ -380,6 +384,12 @@ def cmd_mcp(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from .fleet.cli import run
+
+    return run(args)
+
+
 COMMANDS = {
     "compile": cmd_compile,
     "inspect": cmd_inspect,
@@ -391,6 +401,7 @@ COMMANDS = {
     "bench": cmd_bench,
     "edge": cmd_edge,
     "mcp": cmd_mcp,
+    "fleet": cmd_fleet,
 }
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ runtimes interleaved in a seeded random order; medians with IQR and min; CV over
 checksum checked against the native build on every engine; environment recorded. See `method` (the sampling
 plan: `Sampling` are the keywords every benchmark takes, `samples`, `quick`, `seed`, `progress`), `stats`
 (robust statistics, ratios to native), `kernels` (the C suite, its builds, calibration and native checksums),
-and the private modules `_startup`, `_throughput`, `_crosscheck`, `_size`, `_sweep`, `_suite`, `_density`
-behind the functions of the same names.
+and the private modules `_startup`, `_throughput`, `_crosscheck`, `_size`, `_sweep`, `_suite`, `_density`,
+`_cluster` (the suite on a Dask cluster) behind the functions of the same names.
 
 Everything heavy (pandas, numpy, plotly, engines) loads on first use: `import wasmlab.bench` is cheap.
 """
@@ -39,6 +39,7 @@ _EXPORTS = {
     "density": "_density",
     "DensityResult": "_density",
     "SuiteResult": "_suite",
+    "ClusterSuiteResult": "_cluster",
     "BenchResult": "results",
     "KERNELS": "kernels",
     "PALETTE": "figures",

@@ -6,6 +6,7 @@ Importing this module is cheap (argument definitions only): pandas, numpy and pl
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Any
 
@@ -35,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--native-flags", default="", help="throughput/suite: extra gcc flags, e.g. --native-flags=-fno-tree-vectorize"
     )
+    p.add_argument("--scheduler", metavar="ADDR", help="suite: run on the workers of this Dask scheduler, per host")
     p.add_argument("--csv", metavar="OUT", help="write the samples as CSV (suite: other parts next to it)")
     p.add_argument("--html", metavar="OUT", help="write a self-contained HTML report with the figures")
     p.add_argument("--json-out", metavar="OUT", help="write the whole result as JSON (--json prints it instead)")
@@ -54,6 +56,28 @@ def _counts(text: str | None) -> tuple[int, ...] | None:
 
 def _opt(value: str) -> str:
     return value if value.startswith("O") else f"O{value}"
+
+
+@contextlib.contextmanager
+def _cluster_client(scheduler: str | None):
+    """A Dask client for `--scheduler` (closed afterwards), or None to run here."""
+    if not scheduler:
+        yield None
+        return
+    from ..errors import UsageError
+
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UsageError("--scheduler needs Dask: pip install 'wasmlab[fleet]'") from None
+    try:
+        client = Client(scheduler, timeout=10, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise UsageError(
+            f"no Dask scheduler answers at {scheduler} ({type(exc).__name__}): start one or leave --scheduler out"
+        ) from None
+    with client:
+        yield client
 
 
 def run(args: argparse.Namespace) -> int:
@@ -78,15 +102,17 @@ def run(args: argparse.Namespace) -> int:
         result = density(args.runtimes, _counts(args.counts), **common)
     else:
         include = args.include or "startup,throughput,crosscheck"
-        result = suite(
-            args.runtimes,
-            args.kernels,
-            opt=opt,
-            include=include,
-            crosscheck_kernel=args.kernel,
-            native_extra=native_extra,
-            **common,
-        )
+        with _cluster_client(args.scheduler) as client:
+            result = suite(
+                args.runtimes,
+                args.kernels,
+                opt=opt,
+                include=include,
+                crosscheck_kernel=args.kernel,
+                native_extra=native_extra,
+                client=client,
+                **common,
+            )
     if args.json_out:
         result.to_json(args.json_out, indent=1)
     if args.csv:
@@ -123,6 +149,8 @@ def report_text(result: Any) -> str:
         with pd.option_context("display.width", 200, "display.max_columns", 40, "display.max_colwidth", 40):
             return f"{title}\n{df.to_string(index=False, float_format=lambda v: f'{v:.4g}')}"
 
+    if hasattr(result, "hosts"):  # the suite on a cluster: each host's report
+        return "\n\n".join(f"=== host {label}\n\n{report_text(r)}" for label, r in result.hosts.items())
     out: list[str] = []
     parts = result.parts if isinstance(result, SuiteResult) else {result.kind: result}
     if isinstance(result, SuiteResult):

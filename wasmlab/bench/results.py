@@ -152,7 +152,7 @@ class BenchResult:
         """The result `to_dict` described, as an object of its own kind (StartupResult, SuiteResult...)."""
         import importlib
 
-        for module in ("_startup", "_throughput", "_crosscheck", "_size", "_sweep", "_suite", "_density"):
+        for module in ("_startup", "_throughput", "_crosscheck", "_size", "_sweep", "_suite", "_density", "_cluster"):
             importlib.import_module(f"{__package__}.{module}")  # each registers its kind
         if data.get("kind") not in _KINDS:
             raise UsageError(f"not a wasmlab bench result (kind {data.get('kind')!r})")
