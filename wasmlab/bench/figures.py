@@ -130,6 +130,34 @@ def throughput_figure(summary: Any) -> Any:
     )
 
 
+def call_figure(summary: Any, label: str) -> Any:
+    """Time per call of one function of your own code: one bar per runtime (native first), the median with IQR
+    error bars, on a log axis (engines and native can be orders of magnitude apart)."""
+    go = _go()
+    fig = go.Figure()
+    for _, row in summary.iterrows():
+        us = row["ns_per_op"] / 1000.0
+        fast, slow = 1e6 / row["ops_per_s_q3"], 1e6 / row["ops_per_s_q1"]  # µs at the quartiles of time
+        ratio = row.get("ratio_to_native")
+        extra = f" ({ratio:.2f}x native)" if ratio == ratio and ratio is not None else ""
+        fig.add_bar(
+            name=row["runtime"],
+            x=[row["runtime"]],
+            y=[us],
+            marker_color=colour(row["runtime"]),
+            error_y={"type": "data", "symmetric": False, "array": [slow - us], "arrayminus": [us - fast]},
+            hovertemplate=f"{row['runtime']}: %{{y:.4g}} µs per call{extra}<extra></extra>",
+        )
+    return _layout(
+        fig,
+        f"Time per call of {label} (median, IQR error bars; lower is better)",
+        xaxis_title="runtime",
+        yaxis_title="time per call (µs, log scale)",
+        yaxis_type="log",
+        showlegend=False,
+    )
+
+
 def ratio_figure(summary: Any, geomeans: Any | None = None) -> Any:
     """Wasm time / native time per kernel and runtime, 95% bootstrap CI error bars, the 1.0 line, and the
     geometric mean over the suite as the last group."""
