@@ -695,7 +695,7 @@ def instance_churn(count: int, runtime: str = "wasmtime", warmup: int = 1000) ->
     backends) and open file descriptors before and after."""
     import gc
 
-    from wasmlab.runtimes.worker import rss_bytes
+    from wasmlab.procfs import rss_bytes
 
     module = wasmlab.compile(LOAD_WAT, "wat", name="load")
     for _ in range(warmup):

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from wasmlab.errors import RuntimeUnavailable
-from wasmlab.notebook.browser_comm import COMM_TARGET, NO_FRONTEND
 from wasmlab.runtimes.browser import BrowserRuntime
+from wasmlab.runtimes.worker.browser_comm import COMM_TARGET, NO_FRONTEND
 
 ROOT_DIR = Path(__file__).resolve().parent.parent
 FIB_WAT = """

@@ -18,9 +18,9 @@ import pytest
 import wasmlab
 from wasmlab.errors import InvalidModule, LimitExceeded, RuntimeUnavailable, Trap
 from wasmlab.module import Module
-from wasmlab.runtimes import base, get_runtime, list_runtimes
-from wasmlab.runtimes.base import MAX_PREOPEN_ENTRIES, check_confined
-from wasmlab.runtimes.worker import rss_bytes
+from wasmlab.procfs import rss_bytes
+from wasmlab.runtimes import get_runtime, list_runtimes, preopens
+from wasmlab.runtimes.preopens import MAX_PREOPEN_ENTRIES, check_confined
 
 from .conftest import need_toolchain
 
@@ -489,7 +489,7 @@ def test_a_kept_instance_is_refused_a_symlink_planted_after_it_started(runtime: 
 
 def test_confinement_check_gives_up_on_huge_directories(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert MAX_PREOPEN_ENTRIES >= 10_000  # a project directory passes
-    monkeypatch.setattr(base, "MAX_PREOPEN_ENTRIES", 50)
+    monkeypatch.setattr(preopens, "MAX_PREOPEN_ENTRIES", 50)
     for i in range(3):
         sub = tmp_path / f"d{i}"
         sub.mkdir()

@@ -9,8 +9,8 @@ import os
 import pytest
 
 import wasmlab
+from wasmlab.procfs import rss_bytes
 from wasmlab.runtimes import get_runtime, list_runtimes
-from wasmlab.runtimes.worker import rss_bytes
 
 from .test_malformed import load_fuzz_script
 

@@ -78,6 +78,10 @@ def _parser() -> argparse.ArgumentParser:
     from .edge.cli import add_arguments as edge_arguments
 
     edge_arguments(command("edge", "an HTTP edge worker on loopback with Wasm handlers, and a load generator"))
+
+    from .mcp.cli import add_arguments as mcp_arguments
+
+    mcp_arguments(command("mcp", "a module's functions as sandboxed MCP tools for AI assistants (like Wassette)"))
     return parser
 
 
@@ -370,6 +374,12 @@ def cmd_edge(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from .mcp.cli import run
+
+    return run(args)
+
+
 COMMANDS = {
     "compile": cmd_compile,
     "inspect": cmd_inspect,
@@ -380,6 +390,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "bench": cmd_bench,
     "edge": cmd_edge,
+    "mcp": cmd_mcp,
 }
 
 if __name__ == "__main__":

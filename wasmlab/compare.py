@@ -162,7 +162,7 @@ def compare(
         phases = {p for t in samples[engine.label] for p in t}
         result.timings = {p: statistics.median(t[p] for t in samples[engine.label] if p in t) for p in sorted(phases)}
         # engines compile once and cache: the compile time is the one real compile, not the median of cache hits
-        compiled = getattr(engine, "compiled_ms", {}).get(module.sha256)
+        compiled = engine.compiled_ms.get(module.sha256)
         if compiled is not None:
             result.timings["compile"] = compiled
         results.append(result)

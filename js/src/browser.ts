@@ -2,7 +2,7 @@
  * The browser runtime, page side: runs Wasm sent by the kernel (`module.run("browser", ...)`) with this page's
  * own `WebAssembly`, in a Web Worker, and answers over the comm.
  *
- * Kernel (wasmlab/notebook/browser_comm.py)              this page
+ * Kernel (wasmlab/runtimes/worker/browser_comm.py)     this page
  *   comm_open target "wasmlab.browser"   ───────────►   registered on every notebook / console kernel
  *                                        ◄───────────   {op: "hello", client, subshell, user_agent, ...}
  *   {op: "ping", id, client}             ───────────►

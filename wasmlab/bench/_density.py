@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..cache import cache_dir
 from ..errors import ToolchainUnavailable, UsageError, WasmlabError
+from ..procfs import pss_bytes, rss_bytes
 from . import env as envmod
 from .figures import density_figure
 from .kernels import GCC
@@ -146,19 +147,13 @@ def native_service() -> Path:
     return out
 
 
-def pss_bytes(pid: int) -> int:
-    """Proportional set size of a process (its private pages plus its share of shared ones), 0 when gone."""
-    from ..runtimes.worker import proc_bytes
-
-    return proc_bytes(pid, "smaps_rollup", "Pss")
-
-
 def _host_pid(engine: Any) -> int:
     """The process whose memory holds `engine`'s instances: its worker's, or this one."""
     import os
 
-    worker = getattr(engine, "worker", None)
-    proc = getattr(worker, "proc", None)
+    from ..runtimes.worker import WorkerRuntime
+
+    proc = engine.worker.proc if isinstance(engine, WorkerRuntime) else None
     return proc.pid if proc is not None else os.getpid()
 
 
@@ -175,7 +170,6 @@ def _wasm_sample(shared: Any, module: Any, count: int) -> dict[str, Any]:
 
 def _measure_instances(engine: Any, module: Any, count: int) -> dict[str, Any]:
     from ..runtimes import RunOptions
-    from ..runtimes.worker import rss_bytes
 
     with engine.instantiate(module, RunOptions()) as probe:  # start the worker and compile before measuring
         if probe.call("handle", 6) != ANSWER:

@@ -228,7 +228,7 @@ def _library_sample(engine, work: Workload, state: str, sample: int, raw: _Raw |
 
 def _deserialize(engine, fresh: Module, state: str, sample: int) -> dict[str, Any]:
     """Loading the engine's precompiled artefact of `fresh` (wasmtime serialize/deserialize), where it has one."""
-    if hasattr(engine, "serialize") and hasattr(engine, "load_serialized"):
+    if "precompiled" in engine.capabilities:
         data = engine.serialize(fresh)
         ms = engine.load_serialized(fresh, data)["deserialize"]
         return _row(engine.label, "deserialize", state, sample, ms, f"artefact {len(data):,} B")

@@ -138,7 +138,7 @@ class Clock:
 
 def call_ms(instance) -> float:
     """Milliseconds of an instance's last call, as the engine measured it (inside the worker for workers)."""
-    timings = getattr(instance, "last_timings", None) or {}
+    timings = instance.last_timings or {}
     if "call" not in timings:
         raise WasmlabError(f"{instance.runtime} reported no call time")
     return float(timings["call"])

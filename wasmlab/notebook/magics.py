@@ -22,7 +22,6 @@ Options are traits of `WasmMagics` (`%config WasmMagics` lists them; `%config Wa
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import shlex
 from collections.abc import Iterator
@@ -38,6 +37,7 @@ from traitlets.config import Configurable
 
 from ..errors import WasmlabError
 from ..module import Module
+from ..runtimes.values import parse_value
 
 __all__ = ["WasmMagics", "load_ipython_extension", "unload_ipython_extension"]
 
@@ -58,18 +58,6 @@ def user_errors() -> Iterator[None]:
         raise
     except WasmlabError as exc:
         raise usage_error(str(exc), exc.details()) from None
-
-
-def parse_value(text: str) -> Any:
-    """A command-line argument as a Python value: 10, 0x1f, -2.5, nan, 'text' (quoted), else the bare string."""
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 def _split_guest_argv(line: str) -> tuple[str, tuple[str, ...]]:

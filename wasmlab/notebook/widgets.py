@@ -27,6 +27,7 @@ from ..compare import PHASES, Comparison, compare, outcome
 from ..errors import ErrorKind, WasmlabError
 from ..module import Module
 from ..runtimes.base import RunResult
+from ..runtimes.values import parse_value
 from ..runtimes.views import DTYPES
 from .display import group_sections, jsonable, named_functions
 
@@ -45,8 +46,6 @@ HIDDEN_EXPORTS = ("_initialize", "_start", "__wasm_call_ctors")
 
 def parse_args(text: str) -> tuple[Any, ...]:
     """ "10, 2.5 0x1f" -> (10, 2.5, 31): export arguments typed in the front end (commas or spaces)."""
-    from .magics import parse_value
-
     return tuple(parse_value(word) for word in re.split(r"[\s,]+", text.strip()) if word)
 
 

@@ -1,8 +1,36 @@
 """The runtime registry: engines by name, loaded on first use, each in one file.
 
-Built-ins are listed as `{name: (module, class)}`. A backend whose module fails to import, or whose engine is
-missing, is listed as unavailable with the reason and the install step; it never breaks `import wasmlab`.
-`WASMLAB_RUNTIMES` (comma-separated, variants as `name:variant`) sets the default set for comparisons.
+Built-ins are listed as `{name: (module, class)}` (`BUILTIN`); third-party engines register themselves under the
+entry-point group `wasmlab.runtimes` (`ENTRY_POINT_GROUP`). A backend whose module fails to import, or whose
+engine is missing, is listed as unavailable with the reason and the install step; it never breaks
+`import wasmlab`. `WASMLAB_RUNTIMES` (comma-separated, variants as `name:variant`) sets the default set for
+comparisons.
+
+Adding an engine
+----------------
+1. Write one file, `wasmlab/runtimes/<name>.py`, with a `base.Runtime` subclass: set `name`, `install` (how to
+   get it), `capabilities` (a subset of `base.CAPABILITIES`) and `variants` if it has any; implement `run()`
+   (one whole run: record traps and limits with `RunResult.record`), `unavailable_reason()` and `version()`,
+   and each optional method your capabilities promise ("instances": `instantiate()` returning a `base.Instance`;
+   "builtin_host": `kv_items()`/`kv_clear()`; "precompiled": `serialize()`/`load_serialized()`). Raise the
+   errors of `wasmlab.errors`; read traps with `traps`, coerce arguments with `values`, refuse preopened
+   directories that leak with `preopens`.
+2. An engine that must not run in this process (it holds the GIL, needs another Python, is another program)
+   subclasses the worker kit instead: `worker.jsshell.JsShellRuntime` for a JS shell (give `worker_argv()` and a
+   worker script speaking the node worker protocol, like `worker/scripts/node_worker.mjs`), or
+   `worker.python.PyWorkerRuntime` for a Python engine (give `worker_python()` and a `worker/scripts/*_worker.py`
+   that defines a `pyserve.Engine`). `node.py` and `wasm3.py` are the examples; `wasmlab.runtimes.worker`
+   describes the protocol.
+3. Register it: a line in `BUILTIN` below, or, from a package of your own, an entry point:
+
+       [project.entry-points."wasmlab.runtimes"]
+       myengine = "mypackage.engine:MyEngineRuntime"
+
+4. The conformance suite (`tests/test_conformance.py`) runs every engine `list_runtimes()` reports on the same
+   guests, by capability: a new engine is tested the moment it is listed.
+
+Backends never import each other or the notebook layer: what two backends share lives in `base`, `traps`,
+`values`, `preopens`, `guest` or `worker`.
 """
 
 from __future__ import annotations
@@ -12,8 +40,11 @@ import importlib
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
 from ..errors import RuntimeUnavailable, UsageError
@@ -35,6 +66,7 @@ __all__ = [
     "CAPABILITIES",
     "DEFAULT_MAX_MEMORY",
     "DEFAULT_TIMEOUT",
+    "ENTRY_POINT_GROUP",
     "Instance",
     "RunOptions",
     "RunResult",
@@ -44,8 +76,10 @@ __all__ = [
     "default_runtimes",
     "get_runtime",
     "list_runtimes",
+    "run",
 ]
 
+ENTRY_POINT_GROUP = "wasmlab.runtimes"
 BUILTIN: dict[str, tuple[str, str]] = {
     "wasmtime": ("wasmtime", "WasmtimeRuntime"),
     "wasmer": ("wasmer", "WasmerRuntime"),
@@ -56,26 +90,82 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "browser": ("browser", "BrowserRuntime"),
 }
 
-_instances: dict[str, Runtime] = {}
-_lock = threading.Lock()
+_instances: dict[str, Runtime] = {}  # one shared object per spec ("name" or "name:variant")
+_lock = threading.RLock()
+
+
+@cache
+def plugins() -> dict[str, EntryPoint]:
+    """Third-party engines: the `wasmlab.runtimes` entry points of the installed packages (read once; a name
+    that a built-in already has is ignored with a warning)."""
+    found = {}
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        name = point.name.strip().lower()
+        if name in BUILTIN or name in found:
+            warnings.warn(f"ignoring {ENTRY_POINT_GROUP} entry point {point.value!r}: {name!r} is taken", stacklevel=2)
+            continue
+        found[name] = point
+    return found
+
+
+def engine_names() -> list[str]:
+    """Every engine the registry knows: the built-ins, then third-party ones."""
+    return [*BUILTIN, *(name for name in plugins() if name not in BUILTIN)]
+
+
+@cache
+def _load(target: str) -> type[Runtime] | str:
+    """The backend class at `target` ("package.module:Class"), or why it does not load (a broken backend is
+    reported, never fatal). Each class is imported once."""
+    module_name, _, attribute = target.partition(":")
+    try:
+        obj: object = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:
+        return f"backend failed to load: {type(exc).__name__}: {exc}"
+    if not (isinstance(obj, type) and issubclass(obj, Runtime)):
+        return f"backend {target} is not a wasmlab.runtimes.base.Runtime subclass"
+    return obj
 
 
 def _runtime_class(name: str) -> type[Runtime] | str:
-    module_name, class_name = BUILTIN[name]
-    try:
-        return getattr(importlib.import_module(f".{module_name}", __name__), class_name)
-    except Exception as exc:  # a broken backend is reported, never fatal
-        return f"backend failed to load: {type(exc).__name__}: {exc}"
+    if name in BUILTIN:
+        module_name, class_name = BUILTIN[name]
+        return _load(f"{__name__}.{module_name}:{class_name}")
+    if name in plugins():
+        return _load(plugins()[name].value)
+    return f"no engine named {name!r}"
+
+
+def _unknown(spec: str) -> UsageError:
+    """The error for an engine nobody registered: what is installed, and how to get the rest."""
+    here = [row.name for row in list_runtimes() if row.available]
+    return UsageError(
+        f"unknown runtime {spec!r}: use one of {', '.join(engine_names())} (available here: "
+        f"{', '.join(here) or 'none'}; `wasmlab runtimes` shows how to install the others); other engines come "
+        f"from packages that register a {ENTRY_POINT_GROUP!r} entry point"
+    )
 
 
 def _create(spec: str) -> Runtime:
+    """A new runtime object for "name" or "name:variant"; RuntimeUnavailable when its backend does not load."""
     name, variant = split_runtime_name(spec)
-    if name not in BUILTIN:
-        raise UsageError(f"unknown runtime {spec!r}: use one of {', '.join(BUILTIN)}")
+    if name not in BUILTIN and name not in plugins():
+        raise _unknown(spec)
     cls = _runtime_class(name)
     if isinstance(cls, str):
         raise RuntimeUnavailable(name, cls)
     return cls(variant)
+
+
+def _shared(spec: str) -> Runtime:
+    key = spec.strip().lower()
+    with _lock:
+        runtime = _instances.get(key)
+        if runtime is None:
+            runtime = _instances[key] = _create(key)
+        return runtime
 
 
 def get_runtime(spec: str | Runtime) -> Runtime:
@@ -83,11 +173,7 @@ def get_runtime(spec: str | Runtime) -> Runtime:
     reason and the install step when it cannot run here."""
     if isinstance(spec, Runtime):
         return spec
-    key = spec.strip().lower()
-    with _lock:
-        runtime = _instances.get(key)
-        if runtime is None:
-            runtime = _instances[key] = _create(key)
+    runtime = _shared(spec)
     reason = runtime.unavailable_reason()
     if reason:
         raise RuntimeUnavailable(runtime.label, reason, runtime.install)
@@ -108,9 +194,9 @@ class RuntimeStatus:
 def list_runtimes() -> list[RuntimeStatus]:
     """Every known runtime: whether it runs here, its version and capabilities, and how to fix it if not."""
     rows = []
-    for name in BUILTIN:
+    for name in engine_names():
         try:
-            runtime = _create(name)
+            runtime = _shared(name)
         except RuntimeUnavailable as exc:
             rows.append(RuntimeStatus(name, False, "", (), (), exc.reason, exc.install))
             continue

@@ -1,19 +1,34 @@
 """The runtime protocol: one small class per engine that runs a `Module` and reports what happened.
 
-A backend implements `Runtime.run` (one whole run: instantiate, call or `_start`, tear down) and
-`Runtime.instantiate` (an `Instance` kept across calls). Everything crossing this line is plain data:
-`RunOptions` in, `RunResult` out, so in-process engines and worker processes look the same to callers.
+A backend implements `Runtime.run` (one whole run: instantiate, call or `_start`, tear down) and, with the
+"instances" capability, `Runtime.instantiate` (an `Instance` kept across calls). Everything crossing this line is
+plain data: `RunOptions` in, `RunResult` out, so in-process engines and worker processes look the same to callers.
+
+    Runtime                                  what callers use; the defaults suit an engine that lacks the feature
+      name, variants, install, capabilities  class attributes: what the registry lists
+      run(module, options) -> RunResult      required: one whole run; traps and limits recorded in the result
+      instantiate(module, options) -> Instance   "instances": a kept instance (default: RuntimeUnavailable)
+      unavailable_reason() -> str | None     why it cannot run here (default: None, it can)
+      version() -> str                       engine and version, for tables and reports (default: "")
+      compile(module) -> float               compile ahead of use, ms (default: 0.0, compiles on use)
+      compiled_ms[sha256]                    ms of the real compile of a module (what `compile` filled)
+      serialize(module) -> bytes             "precompiled": the engine's compiled artefact
+      load_serialized(module, data)          "precompiled": load it back, {"deserialize": ms}
+      kv_items() / kv_clear()                "builtin_host": the built-in host module's key-value store
+      close()                                free engines and worker processes (default: nothing to free)
+
+    Instance                                 call(name, *args), export_names(), memory_size(), read_memory(),
+                                             write_memory(), close(); `timings`, `last_timings`, `stdout`, `stderr`
+
+Errors are `wasmlab.errors`; how a run records one is `RunResult.record` (and `raise_for_error` raises it
+back). Traps (`traps`), argument coercion (`values`), preopened directories (`preopens`) and what guests may
+import (`guest`) live in their own modules.
 """
 
 from __future__ import annotations
 
-import ctypes
-import operator
 import os
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..errors import (
@@ -26,10 +41,23 @@ from ..errors import (
     WasmlabError,
     error_for,
 )
+from .guest import BUILTIN_HOST_FUNCTIONS, BUILTIN_HOST_MODULE, WASI_MODULES
 from .views import InstanceHelpers
 
 if TYPE_CHECKING:
     from ..module import Module
+
+__all__ = [
+    "CAPABILITIES",
+    "DEFAULT_MAX_MEMORY",
+    "DEFAULT_MAX_OUTPUT",
+    "DEFAULT_TIMEOUT",
+    "Instance",
+    "RunOptions",
+    "RunResult",
+    "Runtime",
+    "split_runtime_name",
+]
 
 DEFAULT_TIMEOUT = float(os.environ.get("WASMLAB_TIMEOUT", 10.0))  # seconds of wall clock per run or call
 DEFAULT_MAX_MEMORY = int(os.environ.get("WASMLAB_MAX_MEMORY", 512 << 20))  # bytes of linear memory
@@ -45,28 +73,10 @@ CAPABILITIES = (
     "timeout",  # wall-clock limit
     "max_memory",  # cap on linear memory growth
     "host_functions",  # Python callables as imports
-    "builtin_host",  # the built-in `wasmlab` host module (log, clock, random, kv)
+    "builtin_host",  # the built-in `wasmlab` host module (log, clock, random, kv) and its store (`kv_items`)
     "components",  # Component Model components
+    "precompiled",  # the engine's compiled artefact: `serialize` / `load_serialized`
 )
-
-
-# The built-in host module every backend with "builtin_host" offers, so tutorials can use imports everywhere.
-# A guest imports what it needs from module "wasmlab"; strings are (pointer, length) in its exported "memory".
-WASI_MODULES = ("wasi_snapshot_preview1", "wasi_unstable")  # the import modules of WASI preview 1
-BUILTIN_HOST_MODULE = "wasmlab"
-BUILTIN_HOST_FUNCTIONS = {
-    "log": ("(i32, i32) -> ()", "append the UTF-8 text at (ptr, len) and a newline to the run's stderr"),
-    "now_ms": ("() -> f64", "monotonic clock in milliseconds"),
-    "random": ("() -> f64", "a uniform random number in [0, 1)"),
-    "kv_get": (
-        "(i32, i32, i32, i32) -> i32",
-        "kv_get(key_ptr, key_len, out_ptr, out_cap): copy the value of key "
-        "(at most out_cap bytes) to out_ptr; returns the value's full length, or -1 when the key is absent",
-    ),
-    "kv_set": ("(i32, i32, i32, i32) -> ()", "kv_set(key_ptr, key_len, val_ptr, val_len): store a value"),
-}
-# The key-value store lives in the Runtime object (in the worker process for worker backends): it outlives
-# instances, so a notebook can show what state survives instance reuse. `Runtime.kv_clear()` empties it.
 
 
 @dataclass(frozen=True)
@@ -164,9 +174,19 @@ class RunResult:
 
 class Instance(InstanceHelpers):
     """A live instance on one runtime: call exports many times, read and write its memory. Conveniences
-    (`exports.NAME(...)`, `read_cstring`, `read_array`, `snapshot`, `diff_memory`) come from `views`."""
+    (`exports.NAME(...)`, `read_cstring`, `read_array`, `snapshot`, `diff_memory`) come from `views`.
 
-    runtime: str = ""
+    Every instance also has `module` and `options` (what it was made from), `timings` (milliseconds of its
+    instantiation: "compile", "instantiate"), `last_timings` (of the last call, as the engine measured it:
+    {"call": ms}) and `stdout`/`stderr` (what the guest wrote so far, capped at `max_output`)."""
+
+    runtime: str = ""  # the label of the runtime it lives on
+    module: Module
+    options: RunOptions
+    timings: dict[str, float]
+    last_timings: dict[str, float]
+    stdout: bytes
+    stderr: bytes
 
     def call(self, name: str, *args: Any) -> Any:
         """Call export `name`; returns None, one value, or a tuple for multi-value results. Raises Trap or
@@ -197,7 +217,8 @@ class Instance(InstanceHelpers):
 
 
 class Runtime:
-    """One engine (and variant). Subclasses set the class attributes and implement `run` and `instantiate`."""
+    """One engine (and variant). Subclasses set the class attributes, implement `run`, and override the optional
+    methods their capabilities promise (see the module docstring)."""
 
     name: str = ""  # registry name, e.g. "wasmtime"
     variants: tuple[str, ...] = ()  # e.g. ("cranelift", "winch"); the first is the default
@@ -209,6 +230,7 @@ class Runtime:
             known = ", ".join(self.variants) or "none"
             raise UsageError(f"{self.name} has no variant {variant!r}: use one of {known}")
         self.variant = variant or (self.variants[0] if self.variants else None)
+        self.compiled_ms: dict[str, float] = {}  # sha256 -> ms of the compile that filled the engine's cache
 
     @property
     def label(self) -> str:
@@ -217,21 +239,57 @@ class Runtime:
             return f"{self.name}:{self.variant}"
         return self.name
 
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.label}>"
+
+    # required ---------------------------------------------------------------------------------------------
+    def run(self, module: Module, options: RunOptions) -> RunResult:
+        """One whole run: instantiate, call `options.invoke` (or a command's `_start`), tear down. Traps, exits and
+        exceeded limits are recorded in the result (`RunResult.record`); bad arguments and what this engine
+        cannot do raise (UsageError, RuntimeUnavailable)."""
+        raise NotImplementedError
+
+    # optional, with defaults ------------------------------------------------------------------------------
+    def instantiate(self, module: Module, options: RunOptions) -> Instance:
+        """A live instance kept across calls ("instances")."""
+        self.require("instances", "instances kept across calls")
+        raise NotImplementedError(f"{type(self).__name__} lists 'instances' but does not implement instantiate")
+
     def unavailable_reason(self) -> str | None:
+        """Why this engine cannot run here (one line), or None when it can."""
         return None
 
     def version(self) -> str:
+        """The engine and its version, e.g. "wasmtime 50.0.1"; "" when unknown."""
         return ""
 
-    def run(self, module: Module, options: RunOptions) -> RunResult:
+    def compile(self, module: Module) -> float:
+        """Compile `module` now, so later runs and instances find it compiled: the milliseconds it took (0.0 when
+        it was compiled already, or for an engine that compiles on use; `compiled_ms` keeps the real figure)."""
+        return 0.0
+
+    def serialize(self, module: Module) -> bytes:
+        """The engine's precompiled artefact for `module` ("precompiled")."""
+        self.require("precompiled", "a precompiled artefact (serialize)")
         raise NotImplementedError
 
-    def instantiate(self, module: Module, options: RunOptions) -> Instance:
+    def load_serialized(self, module: Module, data: bytes) -> dict[str, float]:
+        """Load a `serialize()` artefact as the compiled code of `module` ("precompiled"): {"deserialize": ms}."""
+        self.require("precompiled", "a precompiled artefact (load_serialized)")
         raise NotImplementedError
+
+    def kv_items(self) -> dict[bytes, bytes]:
+        """The built-in host module's key-value store ("builtin_host"; it outlives instances)."""
+        raise RuntimeUnavailable(self.label, "this engine does not show its key-value store", "use wasmtime")
+
+    def kv_clear(self) -> None:
+        """Empty the built-in host module's key-value store."""
+        raise RuntimeUnavailable(self.label, "this engine cannot empty its key-value store", "use wasmtime")
 
     def close(self) -> None:
         """Release engine resources and worker processes."""
 
+    # helpers for backends ---------------------------------------------------------------------------------
     def require(self, capability: str, what: str) -> None:
         """RuntimeUnavailable unless this runtime has `capability`."""
         if capability not in self.capabilities:
@@ -268,148 +326,7 @@ class Runtime:
             )
 
 
-# Canonical trap codes, and the engine messages that mean them (lower-cased substrings, first match wins).
-TRAP_CODES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("stack overflow", ("stack overflow", "call stack exhausted", "maximum call stack", "stack exhausted")),
-    ("integer divide by zero", ("divide by zero", "division by zero", "divide-by-zero", "remainder by zero")),
-    ("integer overflow", ("integer overflow", "divide result unrepresentable")),
-    (
-        "invalid conversion to integer",
-        ("invalid conversion", "float unrepresentable", "invalid conversion to integer", "integer conversion"),
-    ),
-    (
-        "out of bounds memory access",
-        (
-            "out of bounds memory",
-            "memory access out of bounds",
-            "memory out of bounds",
-            "heap access out of bounds",
-            "out-of-bounds memory",
-            "data segment is out of bounds",  # V8, instantiating
-            "data segment out of bounds",  # wasm3, loading
-        ),
-    ),
-    (
-        "out of bounds table access",
-        (
-            "undefined element",
-            "out of bounds table",
-            "table index is out of bounds",
-            "table out of bounds",
-            "table access out of bounds",
-            "uninitialized element",
-            "null table element",  # wasm3: call_indirect to a null entry
-        ),
-    ),
-    (
-        "indirect call type mismatch",
-        ("indirect call type mismatch", "signature mismatch", "indirect call signature", "function signature mismatch"),
-    ),
-    ("null reference", ("null reference", "null function", "dereferencing a null")),
-    ("unreachable", ("unreachable",)),
-)
-
-
-def normalize_trap(message: str) -> str:
-    """The canonical trap code for an engine's trap message ("trap" when none matches)."""
-    text = message.lower()
-    for code, needles in TRAP_CODES:
-        if any(n in text for n in needles):
-            return code
-    return "trap"
-
-
-_FRAME = re.compile(r"^\s*\d+:\s*(.*)$")
-
-
-def parse_frames(text: str) -> list[str]:
-    """Backtrace lines of the form '  0: 0x1234 - name' from engine messages, innermost first."""
-    return [m.group(1).strip() for line in text.splitlines() if (m := _FRAME.match(line))]
-
-
 def split_runtime_name(spec: str) -> tuple[str, str | None]:
     """ "wasmtime:winch" -> ("wasmtime", "winch"); "node" -> ("node", None)."""
     name, _, variant = spec.strip().partition(":")
     return name.lower(), (variant.lower() or None)
-
-
-def as_tuple(values: Iterable[Any] | Any) -> tuple[Any, ...]:
-    if isinstance(values, (list, tuple)):
-        return tuple(values)
-    return (values,)
-
-
-MAX_PREOPEN_ENTRIES = 20_000  # directory entries `check_confined` inspects before it gives up (and refuses)
-
-
-def coerce_args(name: str, params: tuple[str, ...], args: tuple[Any, ...]) -> list[Any]:
-    """Python arguments -> values for parameters of types `params`, the same on every engine: ints in the signed
-    or unsigned range (stored signed), floats (f32 rounded), references as given; UsageError otherwise."""
-    if len(args) != len(params):
-        raise UsageError(f"{name} takes {len(params)} argument(s) ({', '.join(params) or 'none'}), got {len(args)}")
-    out: list[Any] = []
-    for i, (value, valtype) in enumerate(zip(args, params, strict=True)):
-        if valtype in ("i32", "i64"):
-            bits = 32 if valtype == "i32" else 64
-            if isinstance(value, float):
-                raise UsageError(f"{name}: argument {i} is {valtype}, got the float {value!r}: pass an int")
-            try:
-                number = operator.index(value)
-            except TypeError:
-                raise UsageError(f"{name}: argument {i} is {valtype}, got {type(value).__name__} {value!r}") from None
-            if not -(1 << (bits - 1)) <= number < (1 << bits):
-                raise UsageError(f"{name}: argument {i} ({number}) does not fit in {valtype}")
-            out.append(number - (1 << bits) if number >= 1 << (bits - 1) else number)
-        elif valtype in ("f32", "f64"):
-            try:
-                number_f = float(value)
-            except (TypeError, ValueError):
-                raise UsageError(f"{name}: argument {i} is {valtype}, got {type(value).__name__} {value!r}") from None
-            out.append(ctypes.c_float(number_f).value if valtype == "f32" else number_f)
-        else:
-            out.append(value)
-    return out
-
-
-def confined_directory(runtime: str, guest: str, host: str) -> str:
-    """`host` resolved, for preopening as `guest` on an engine whose WASI follows symlinks (see
-    `check_confined`); UsageError when it is not a directory."""
-    path = Path(host).expanduser().resolve()
-    if not path.is_dir():
-        raise UsageError(f"no such directory {host!r} to preopen as {guest!r}")
-    check_confined(runtime, guest, str(path))
-    return str(path)
-
-
-def check_confined(runtime: str, guest: str, host: str) -> None:
-    """Refuse to preopen `host` on an engine whose WASI follows symlinks out of a preopened directory (node's
-    uvwasi, wasmer-python 1.1, measured; wasmtime refuses to follow them): RuntimeUnavailable when a symlink
-    under `host` leads outside it, since the guest could read and write through it. Guests on those engines
-    cannot create symlinks, so checking before the run is enough."""
-    root = os.path.realpath(host)
-    pending, seen = [root], 0
-    while pending:
-        try:
-            entries = list(os.scandir(pending.pop()))
-        except OSError:
-            continue  # unreadable for us: unreadable for the guest too
-        for entry in entries:
-            seen += 1
-            if seen > MAX_PREOPEN_ENTRIES:
-                raise RuntimeUnavailable(
-                    runtime,
-                    f"dirs={{{guest!r}: {host!r}}} holds over {MAX_PREOPEN_ENTRIES:,} entries, too many to check for "
-                    f"symlinks leading out of it ({runtime}'s WASI follows them); grant a smaller directory",
-                    "run on wasmtime (it never follows a symlink out of a preopened directory)",
-                )
-            if entry.is_symlink():
-                target = os.path.realpath(entry.path)
-                if target != root and not target.startswith(root + os.sep):
-                    raise RuntimeUnavailable(
-                        runtime,
-                        f"dirs={{{guest!r}: {host!r}}}: {os.path.relpath(entry.path, root)} is a symlink to {target}, "
-                        f"outside the granted directory, and {runtime}'s WASI would follow it; remove the link",
-                        "run on wasmtime (it never follows a symlink out of a preopened directory)",
-                    )
-            elif entry.is_dir(follow_symlinks=False):
-                pending.append(entry.path)

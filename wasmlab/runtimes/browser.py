@@ -3,8 +3,8 @@ in Firefox, JavaScriptCore in Safari), reached over a comm.
 
 Available only in a kernel whose notebook (or console) is open in JupyterLab with the `wasmlab-jupyterlab`
 extension: the page registers the comm target `wasmlab.browser` and runs each module in a Web Worker with the
-browser's own `WebAssembly` (see `wasmlab.notebook.browser_comm` for the protocol and how the cell waits for
-the answer without deadlocking the kernel). Elsewhere (nbval, nbclient, a terminal) `unavailable_reason()` says
+browser's own `WebAssembly` (see `worker.browser_comm` for the protocol and how the cell waits for the answer
+without deadlocking the kernel). Elsewhere (nbval, nbclient, a terminal) `unavailable_reason()` says
 there is no frontend.
 
 Timings are measured in the worker with `performance.now()`, never across the comm, with wasmtime's
@@ -44,9 +44,9 @@ from ..errors import (
 )
 from ..module import Module
 from .base import Instance, RunOptions, RunResult, Runtime
-from .node import decode_results, encode_args, frame_names, trap_code
-from .worker import CANCELLED, LINK, b64, unb64
-from .worker_runtime import CONTROL_TIMEOUT
+from .worker.browser_comm import REPLY_GRACE, BrowserUnavailable, get_bridge
+from .worker.jscodec import decode_results, encode_args, frame_names, trap_code
+from .worker.protocol import CANCELLED, CONTROL_TIMEOUT, LINK, b64, timings, unb64
 
 __all__ = ["BrowserInstance", "BrowserRuntime"]
 
@@ -67,8 +67,6 @@ class BrowserRuntime(Runtime):
 
     @staticmethod
     def _bridge() -> Any:
-        from ..notebook.browser_comm import get_bridge
-
         return get_bridge()
 
     def unavailable_reason(self) -> str | None:
@@ -88,8 +86,6 @@ class BrowserRuntime(Runtime):
         self._request({"op": "kv_clear"}, 30.0)
 
     def _request(self, message: dict[str, Any], timeout: float | None) -> dict[str, Any]:
-        from ..notebook.browser_comm import BrowserUnavailable
-
         try:
             return self._bridge().request(message, timeout)
         except BrowserUnavailable as exc:
@@ -105,8 +101,6 @@ class BrowserRuntime(Runtime):
     def run(self, module: Module, options: RunOptions) -> RunResult:
         """One run on a fresh instance in the page's worker. Traps, exit codes and the time limit are recorded
         in the result; Ctrl-C cancels the run in the page and propagates."""
-        from ..notebook.browser_comm import BrowserUnavailable
-
         self._check(module, options)
         message: dict[str, Any] = {
             "invoke": options.invoke,
@@ -123,7 +117,7 @@ class BrowserRuntime(Runtime):
         except BrowserUnavailable as exc:
             raise RuntimeUnavailable(self.label, exc.reason, self.install) from None
         result = RunResult(self.label, options.invoke)
-        result.timings = {k: float(v) for k, v in (answer.get("timings") or {}).items()}
+        result.timings = timings(answer)
         kind = answer.get("kind")
         if kind == ErrorKind.LIMIT_TIME:
             return result.record(LimitExceeded("time", f"{self.label}: {answer.get('error')}"))
@@ -152,8 +146,6 @@ class BrowserRuntime(Runtime):
 
     def instantiate(self, module: Module, options: RunOptions) -> BrowserInstance:
         """An instance kept in the page's worker (a reactor's `_initialize` has run)."""
-        from ..notebook.browser_comm import BrowserUnavailable
-
         self._check(module, options)
         message = {
             "argv": [module.name, *options.argv],
@@ -192,7 +184,7 @@ class BrowserInstance(Instance):
         self._runtime, self.module, self.options = runtime, module, options
         self.handle: int = answer["handle"]
         self._exports = [e["name"] for e in answer.get("exports", [])]
-        self.timings = {k: float(v) for k, v in (answer.get("timings") or {}).items()}
+        self.timings = timings(answer)
         self.last_timings: dict[str, float] = {}
         self.stdout, self.stderr = unb64(answer.get("stdout")), unb64(answer.get("stderr"))
         self._closed = False
@@ -208,8 +200,6 @@ class BrowserInstance(Instance):
             raise UsageError(f"instance of {self.module.name} on {self.runtime} is closed")
         if self._lost:
             raise InstanceLost(self._lost)
-        from ..notebook.browser_comm import REPLY_GRACE
-
         body = {**message, "handle": self.handle, "release": self._runtime._take_garbage()}
         if timeout is not None:
             body["timeout_ms"] = timeout * 1000.0
@@ -237,7 +227,7 @@ class BrowserInstance(Instance):
     def call(self, name: str, *args: Any) -> Any:
         values, results = encode_args(self.module, name, args)
         answer = self._request({"op": "call", "name": name, "args": values}, self.options.timeout)
-        self.last_timings = {k: float(v) for k, v in (answer.get("timings") or {}).items()}
+        self.last_timings = timings(answer)
         exit_code = answer.get("exit_code")
         if exit_code:
             raise ExitTrap(int(exit_code))

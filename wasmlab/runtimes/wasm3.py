@@ -1,7 +1,7 @@
 """wasm3: the wasm3 interpreter through pywasm3, in a worker process.
 
 pywasm3 holds the GIL while the guest runs and prints trap backtraces to the process's stdio, so it runs in a
-`pyserve` worker on this Python (`workers/wasm3_worker.py`): a guest in an endless loop is stopped by killing
+`pyserve` worker on this Python (`worker/scripts/wasm3_worker.py`): a guest in an endless loop is stopped by killing
 the worker (`timeout`), and the notebook's output stays clean. Timings are measured inside the worker.
 
 What pywasm3 0.5 lacks, the worker adds: WASI preview 1 for commands (argv, environ, stdin, stdout/stderr,
@@ -19,7 +19,7 @@ import importlib.util
 import sys
 from functools import cache
 
-from .pyworker import PyWorkerInstance, PyWorkerRuntime
+from .worker.python import SCRIPTS, PyWorkerInstance, PyWorkerRuntime
 
 __all__ = ["Wasm3Instance", "Wasm3Runtime"]
 
@@ -51,7 +51,7 @@ class Wasm3Runtime(PyWorkerRuntime):
 
     name = "wasm3"
     install = "pip install pywasm3 (builds with gcc)"
-    worker_script = PyWorkerRuntime.worker_script.parent / "wasm3_worker.py"
+    worker_script = SCRIPTS / "wasm3_worker.py"
     supports_dirs = False
 
     def worker_python(self) -> str | None:
@@ -68,9 +68,8 @@ class Wasm3Runtime(PyWorkerRuntime):
         return None
 
     def version(self) -> str:
-        info = getattr(self._worker, "info", None)
-        if info and info.get("version"):
-            return info["version"]
+        if self.worker_info.get("version"):
+            return self.worker_info["version"]
         return _pywasm3_version() or ""
 
     def baseline_rss(self) -> int:

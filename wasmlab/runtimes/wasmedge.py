@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LimitExceeded, RuntimeUnavailable, UsageError
-from .base import Instance, RunOptions, RunResult, Runtime, check_confined, normalize_trap
+from .base import RunOptions, RunResult, Runtime
+from .preopens import check_confined
+from .traps import normalize_trap
 
 if TYPE_CHECKING:
     from ..module import Module
@@ -82,10 +84,6 @@ class WasmEdgeRuntime(Runtime):
         except (OSError, subprocess.SubprocessError):
             return ""
         return out.stdout.strip().splitlines()[0] if out.stdout.strip() else ""
-
-    def instantiate(self, module: Module, options: RunOptions) -> Instance:
-        self.require("instances", "instances kept across calls")
-        raise AssertionError("unreachable")
 
     def run(self, module: Module, options: RunOptions) -> RunResult:
         binary = wasmedge_binary()

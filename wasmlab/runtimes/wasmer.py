@@ -2,7 +2,7 @@
 
 Variants are wasmer's compilers: "cranelift" (the default), "singlepass" (fast compile, slower code, no
 multi-value) and "llvm" (slow compile, fastest code). wasmer-python has wheels for CPython 3.10 only (on 3.11+
-pip installs a stub), so the worker (`workers/wasmer_worker.py`, standard library + wasmer only) runs on the
+pip installs a stub), so the worker (`worker/scripts/wasmer_worker.py`, standard library + wasmer only) runs on the
 Python in `<repo>/.venv-py310` that the set-up creates, or on `$WASMLAB_WASMER_PYTHON`.
 
 wasmer holds the GIL while the guest runs and its WASI writes to the real fds 1 and 2: the worker protects its
@@ -22,7 +22,7 @@ import threading
 from functools import cache
 from pathlib import Path
 
-from .pyworker import PyWorkerInstance, PyWorkerRuntime
+from .worker.python import SCRIPTS, PyWorkerInstance, PyWorkerRuntime
 
 __all__ = ["WasmerInstance", "WasmerRuntime"]
 
@@ -88,7 +88,7 @@ def python_version(python: Path) -> str:
 @cache
 def probe(python: Path, variant: str) -> str | None:
     """None when `variant` compiles and runs a tiny module in a throwaway worker process, else why not."""
-    script = Path(__file__).parent / "workers" / "wasmer_worker.py"
+    script = SCRIPTS / "wasmer_worker.py"
     try:
         out = subprocess.run(
             [str(python), str(script), "--probe", variant], capture_output=True, text=True, timeout=PROBE_TIMEOUT
@@ -119,7 +119,7 @@ class WasmerRuntime(PyWorkerRuntime):
         "python3.10 -m venv .venv-py310 && .venv-py310/bin/pip install -r scripts/wasmer-requirements.txt "
         "(what `make setup` does); or set WASMLAB_WASMER_PYTHON"
     )
-    worker_script = PyWorkerRuntime.worker_script.parent / "wasmer_worker.py"
+    worker_script = SCRIPTS / "wasmer_worker.py"
 
     def worker_python(self) -> str | None:
         python = wasmer_python()
@@ -151,9 +151,8 @@ class WasmerRuntime(PyWorkerRuntime):
         return None
 
     def version(self) -> str:
-        info = getattr(self._worker, "info", None)
-        if info and info.get("version"):
-            return info["version"]
+        if self.worker_info.get("version"):
+            return self.worker_info["version"]
         python = wasmer_python()
         version = installed(python, "wasmer") if python else None
         return f"wasmer-python {version} ({self.variant})" if version else ""

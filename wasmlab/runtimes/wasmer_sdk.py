@@ -4,7 +4,7 @@ The SDK runs a command's `_start` in a sandbox with argv, env, stdin, captured s
 offers no export calls, memory access, host imports or fuel, so this backend runs commands and refuses the
 rest with a clear `RuntimeUnavailable`.
 
-It runs in a worker process (`worker.Worker`, this file run as `python -m wasmlab.runtimes.wasmer_sdk`): the SDK
+It runs in a worker process (`worker.process.Worker`, this file run as `python -m wasmlab.runtimes.wasmer_sdk`): the SDK
 honours `timeout=` in that it returns at the deadline, but a guest that makes no WASI calls (an endless loop, a
 memory.grow loop) keeps running on one of Wasmer's threads after the timeout and after `Process.kill()`
 (measured: CPU time and resident memory keep growing). So the worker is killed after every run that hit a time
@@ -37,9 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..cache import cache_dir
 from ..errors import ErrorKind, LimitExceeded, RuntimeUnavailable, UsageError, WasmlabError
-from .base import Instance, RunOptions, RunResult, Runtime, normalize_trap
-from .pyworker import frame_names
-from .worker import Worker, b64, rss_bytes, unb64
+from ..procfs import rss_bytes
+from .base import Instance, RunOptions, RunResult, Runtime
+from .traps import frame_names, normalize_trap
+from .worker.process import Worker
+from .worker.protocol import b64, unb64
 
 if TYPE_CHECKING:
     from ..module import Module
@@ -345,7 +347,7 @@ class WasmerSdkRuntime(Runtime):
 
 
 def _serve() -> None:
-    """The worker: JSON lines on stdin/stdout (`worker.Worker`), each run on an in-process runtime."""
+    """The worker: JSON lines on stdin/stdout (`worker.process.Worker`), each run on an in-process runtime."""
     import json
 
     from ..module import Module

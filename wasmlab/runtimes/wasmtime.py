@@ -80,17 +80,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ExitTrap, InvalidModule, LimitExceeded, RuntimeUnavailable, Trap, UsageError, WasmlabError
-from .base import (
-    BUILTIN_HOST_FUNCTIONS,
-    BUILTIN_HOST_MODULE,
-    WASI_MODULES,
-    Instance,
-    RunOptions,
-    RunResult,
-    Runtime,
-    coerce_args,
-    normalize_trap,
-)
+from .base import Instance, RunOptions, RunResult, Runtime
+from .guest import BUILTIN_HOST_FUNCTIONS, BUILTIN_HOST_MODULE, WASI_MODULES
+from .traps import function_names, normalize_trap
+from .values import coerce_args
 
 if TYPE_CHECKING:
     from ..module import Module
@@ -482,18 +475,6 @@ def _caused_by(message: str) -> str:
     return lines[0] if lines else message
 
 
-def _function_names(module: Module) -> dict[int, str]:
-    names: dict[int, str] = {}
-    try:
-        for export in module.exports:
-            if export.kind == "func":
-                names.setdefault(export.index, export.name)
-        names.update(module.parsed.function_names)
-    except WasmlabError:
-        pass
-    return names
-
-
 class _ModuleInfo:
     """What instantiating and calling need to know about a module, computed once per sha256."""
 
@@ -509,7 +490,7 @@ class _ModuleInfo:
 
     def names(self, module: Module) -> dict[int, str]:
         if self._names is None:
-            self._names = _function_names(module)
+            self._names = function_names(module)
         return self._names
 
 
@@ -688,6 +669,7 @@ class WasmtimeRuntime(Runtime):
             "host_functions",
             "builtin_host",
             "components",
+            "precompiled",
         }
     )
 
@@ -812,7 +794,11 @@ class WasmtimeRuntime(Runtime):
         return info
 
     # compiling ------------------------------------------------------------------------------------------
-    def compile(self, module: Module) -> tuple[Any, float]:
+    def compile(self, module: Module) -> float:
+        """Compile `module` into the cache now: the milliseconds it took (0.0 when it was cached)."""
+        return self._compiled(module)[1]
+
+    def _compiled(self, module: Module) -> tuple[Any, float]:
         """(compiled wasmtime Module or Component, ms spent compiling now: 0.0 when cached)."""
         engine = self._require_engine()
         key = module.sha256
@@ -843,7 +829,7 @@ class WasmtimeRuntime(Runtime):
 
     def serialize(self, module: Module) -> bytes:
         """The engine's precompiled artefact for `module` (valid for this wasmtime version and variant)."""
-        compiled, _ = self.compile(module)
+        compiled, _ = self._compiled(module)
         return bytes(compiled.serialize())
 
     def load_serialized(self, module: Module, data: bytes) -> dict[str, float]:
@@ -1064,7 +1050,7 @@ class WasmtimeRuntime(Runtime):
             return self.metered_twin().run(module, options)
         if module.is_component:
             return self._run_component(module, options)
-        compiled, compile_ms = self.compile(module)
+        compiled, compile_ms = self._compiled(module)
         result = RunResult(self.label, options.invoke, timings={"compile": compile_ms})
         command = options.invoke is None
         if command and not module.is_command:
@@ -1103,7 +1089,7 @@ class WasmtimeRuntime(Runtime):
             return self.metered_twin().instantiate(module, options)
         if module.is_component:
             return self._instantiate_component(module, options)
-        compiled, compile_ms = self.compile(module)
+        compiled, compile_ms = self._compiled(module)
         timings = {"compile": compile_ms}
         inst = self._instantiate(module, compiled, options, timings)
         return inst
@@ -1158,7 +1144,7 @@ class WasmtimeRuntime(Runtime):
             raise RuntimeUnavailable(
                 self.label, "Python host functions for components are not supported: use core modules"
             )
-        compiled, compile_ms = self.compile(module)
+        compiled, compile_ms = self._compiled(module)
         timings = {"compile": compile_ms}
         linker = self._components_linker()
         state = self._new_store(module, options, True)
@@ -1499,9 +1485,13 @@ class WasmtimeComponentInstance(Instance):
         self.last_fuel_used: int | None = None
         self._state = state
         self._raw: Any = None
-        self._compiled, _ = runtime.compile(module)
+        self._component, _ = runtime._compiled(module)
 
     _guarded = WasmtimeInstance._guarded
+
+    @property
+    def last_timings(self) -> dict[str, float]:
+        return {"call": self._state.last_call * 1000.0}
 
     @property
     def stdout(self) -> bytes:
@@ -1514,7 +1504,7 @@ class WasmtimeComponentInstance(Instance):
     def export_names(self) -> list[str]:
         """World-level exports, then each exported interface's functions as `INTERFACE#FUNC`."""
         engine = self._runtime._require_engine()
-        exports = self._compiled.type.exports(engine)
+        exports = self._component.type.exports(engine)
         nested = [
             f"{name}#{func}"
             for name, item in exports.items()

@@ -38,7 +38,7 @@ class CompileOptions:
     strip: bool = True
     lto: bool = False
     flags: tuple[str, ...] = ()
-    wit: str | None = None  # Python components: the WIT text of the world
+    wit: str | None = None  # components (Python, C, C++): the WIT text of the world
     world: str | None = None
     timeout: float = field(default=COMPILE_TIMEOUT, compare=False)
 

@@ -57,11 +57,14 @@ def zig_lib_dir() -> Path:
 
 
 def global_cache_dir() -> Path:
-    """zig's global cache for the lab's builds: `WASMLAB_ZIG_CACHE`, else `~/.cache/wasmlab-zig`. Not zig's shared
-    default: objects a zig built there under other paths would carry those paths into the lab's modules."""
-    if os.environ.get("WASMLAB_ZIG_CACHE"):
-        return Path(os.environ["WASMLAB_ZIG_CACHE"]).absolute()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").absolute() / "wasmlab-zig"
+    """zig's global cache for the lab's builds, one per zig install, under `WASMLAB_ZIG_CACHE` (else
+    `~/.cache/wasmlab-zig`). Not zig's shared default: objects a zig built there under other paths would carry those
+    paths into the lab's modules. One per install: zig tells cached sources apart by inode, so two installs (two
+    venvs) behind the same `lib` link would rebuild wasi-libc over each other, 30-100 s a build."""
+    base = Path(os.environ.get("WASMLAB_ZIG_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                / "wasmlab-zig").absolute()
+    std = (zig_lib_dir() / "std" / "std.zig").stat()
+    return base / f"{std.st_dev:x}-{std.st_ino:x}-{std.st_mtime_ns:x}"
 
 
 def build_root() -> Path:

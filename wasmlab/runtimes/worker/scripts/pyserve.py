@@ -2,8 +2,8 @@
 
 Standalone on purpose: it runs on another Python (wasmer-python needs 3.10) in a venv without wasmlab, so it
 imports nothing but the standard library. An engine script (`wasm3_worker.py`, `wasmer_worker.py`) defines an
-`Engine` subclass and calls `serve(engine)`; the client half is `wasmlab.runtimes.worker.Worker` and
-`wasmlab.runtimes.workers.pyclient`.
+`Engine` subclass and calls `serve(engine)`; the client half is `wasmlab.runtimes.worker.process.Worker` and
+`wasmlab.runtimes.worker.python.PyWorkerRuntime`.
 
 The protocol channel is protected from the guest and the engine: the real stdout pipe is duplicated for
 protocol messages, then fd 1 and fd 2 point at capture files (WASI writes from wasmer, wasm3's trap

@@ -1,20 +1,20 @@
-"""A long-lived engine process spoken to in JSON lines, for engines that must not run in the kernel: ones
-that hold the GIL while the guest runs (wasmer-python, wasm3), need another Python (wasmer: 3.10), or are
-another program (node).
+"""`Worker`: a long-lived engine process spoken to in JSON lines, for engines that must not run in the kernel:
+ones that hold the GIL while the guest runs (wasmer-python, wasm3), need another Python (wasmer: 3.10), or are
+another program (node, a JS shell).
 
 The parent enforces what the guest cannot escape: a wall-clock timeout and a resident-memory cap, by killing
 the worker. A killed or crashed worker is started afresh on the next request; the caller gets LimitExceeded or
 EngineCrashed, never a hang. Ctrl-C (KeyboardInterrupt) while waiting kills the worker too, so interrupting a
 notebook cell stops the guest.
 
-Protocol: one JSON object per line each way. Requests carry "op"; bytes travel as base64 strings. Module
-bytes are sent once per worker process ("load" by sha256) and referred to by hash afterwards.
+Protocol (see `wasmlab.runtimes.worker`): one JSON object per line each way. Requests carry "op"; bytes travel
+as base64 strings. Module bytes are sent once per worker process ("load" by sha256) and referred to by hash
+afterwards.
 """
 
 from __future__ import annotations
 
 import atexit
-import base64
 import contextlib
 import json
 import os
@@ -24,43 +24,17 @@ import tempfile
 import threading
 import time
 import weakref
-from pathlib import Path
 from typing import Any
 
-from ..errors import EngineCrashed, LimitExceeded
+from ...errors import EngineCrashed, LimitExceeded
+from ...procfs import rss_bytes
+from .protocol import b64
 
-# Answers that fail carry {"error": one line, "kind": ...}: an `errors.ErrorKind` ("usage", "invalid",
-# "unavailable", "limit:memory", "trap", "exit", "lost", "compile"...) or one of these, which only workers say:
-LINK = "link"  # an import of the guest that the worker could not provide
-CANCELLED = "cancelled"  # the browser page stopped the run (it restarted its worker)
+__all__ = ["Worker"]
 
 POLL_S = 0.02
 START_TIMEOUT = 60.0
 _live: weakref.WeakSet[Worker] = weakref.WeakSet()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def unb64(text: str | None) -> bytes:
-    return base64.b64decode(text) if text else b""
-
-
-def proc_bytes(pid: int, file: str, field: str) -> int:
-    """A "Field:  N kB" line of /proc/PID/FILE in bytes (0 when the process or the field is gone)."""
-    try:
-        for line in Path(f"/proc/{pid}/{file}").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process (0 when it is gone)."""
-    return proc_bytes(pid, "status", "VmRSS")
 
 
 class Worker:
@@ -74,6 +48,7 @@ class Worker:
         self._lock = threading.RLock()
         self._buffer = b""
         self._stderr: Any = None
+        self.info: dict[str, Any] = {}  # the worker's hello: versions, pid...
         _live.add(self)
 
     # lifecycle ------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 // The node (V8) engine worker for wasmlab: JSON lines on stdin -> JSON lines on stdout.
 //
-// Started by wasmlab/runtimes/node.py through wasmlab/runtimes/worker.py, one process per V8 tier variant
+// Started by wasmlab/runtimes/node.py (worker/jsshell.py, worker/process.py), one process per V8 tier variant
 // (node flags are per process). The parent enforces the wall-clock timeout and the resident-memory cap by
 // killing this process: a guest in an endless loop blocks the event loop, so nothing in here could stop it.
 //

@@ -1,8 +1,8 @@
-"""The client half of wasmlab's Python engine workers (`pyserve.py` is the server half).
+"""`PyWorkerRuntime`: the client half of wasmlab's Python engine workers (`scripts/pyserve.py` is the server half).
 
 `PyWorkerRuntime` is the base of the backends whose engine runs in a Python worker process (wasm3: holds the
 GIL; wasmer-python: holds the GIL and needs CPython 3.10). It turns `RunOptions` into requests, enforces the
-wall-clock timeout and a resident-memory cap by killing the worker (`worker.Worker`), and turns answers into
+wall-clock timeout and a resident-memory cap by killing the worker (`process.Worker`), and turns answers into
 `RunResult`, `Trap`, `LimitExceeded`... `PyWorkerInstance` is an instance kept in the worker under an id.
 
 Memory has two guards: the worker lowers each memory's declared maximum to `max_memory` (so `memory.grow`
@@ -16,7 +16,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import (
+from ...errors import (
     ErrorKind,
     InvalidModule,
     LimitExceeded,
@@ -25,21 +25,20 @@ from ..errors import (
     UsageError,
     WasmlabError,
 )
-from .base import (
-    RunOptions,
-    RunResult,
-    coerce_args,
-    confined_directory,
-    normalize_trap,
-)
-from .worker import LINK, Worker, b64, unb64
-from .worker_runtime import WorkerInstance, WorkerRuntime
+from ..base import RunOptions, RunResult
+from ..traps import frame_names, normalize_trap
+from ..values import coerce_args
+from .backend import WorkerInstance, WorkerRuntime
+from .process import Worker
+from .protocol import LINK, timings, unb64
 
 if TYPE_CHECKING:
     from ...module import Module
 
-WORKERS = Path(__file__).parent / "workers"
-PYSERVE = WORKERS / "pyserve.py"
+__all__ = ["SCRIPTS", "PyWorkerInstance", "PyWorkerRuntime", "frame_names"]
+
+SCRIPTS = Path(__file__).parent / "scripts"  # what runs inside the worker processes
+PYSERVE = SCRIPTS / "pyserve.py"
 PREPARE_TIMEOUT = 300.0  # seconds to compile a module (large Go modules under LLVM take a while)
 
 
@@ -67,31 +66,6 @@ def check_args(module: Module, name: str, args: tuple[Any, ...]) -> list[Any]:
     return [encode_value(a) for a in coerce_args(name, module.func_type(name).params, args)]
 
 
-def frame_names(module: Module, frames: list[Any]) -> list[str]:
-    """Worker frames ({"name", "index", "offset"}) -> 'func_name (0xOFFSET)', innermost first. Names come from
-    the module's name section (as V8 and wasmtime use), else the engine, else the export names, else
-    wasm-function[N]: the same function gets the same name on every engine."""
-    names: dict[int, str] = {}
-    exported: dict[int, str] = {}
-    try:
-        for export in module.exports:
-            if export.kind == "func":
-                exported.setdefault(export.index, export.name)
-        names.update(module.parsed.function_names)
-    except WasmlabError:
-        pass
-    out = []
-    for frame in frames:
-        if isinstance(frame, str):
-            out.append(frame)
-            continue
-        index, offset = frame.get("index"), frame.get("offset")
-        name = names.get(index) or frame.get("name") or exported.get(index)
-        name = name or (f"wasm-function[{index}]" if index is not None else "<unknown>")
-        out.append(f"{name} ({offset:#x})" if offset is not None else name)
-    return out
-
-
 # runtime ----------------------------------------------------------------------------------------------------
 class PyWorkerRuntime(WorkerRuntime):
     """A backend whose engine lives in a `pyserve` worker. Subclasses give the worker's Python and script."""
@@ -103,7 +77,6 @@ class PyWorkerRuntime(WorkerRuntime):
     def __init__(self, variant: str | None = None) -> None:
         super().__init__(variant)
         self._prepared: set[tuple[Any, str, int | None]] = set()  # (process, sha, memory cap) compiled
-        self.compiled_ms: dict[str, float] = {}  # sha256 -> ms of the compile the worker last did
 
     # subclass hooks ---------------------------------------------------------------------------------------
     def worker_python(self) -> str | None:
@@ -138,16 +111,7 @@ class PyWorkerRuntime(WorkerRuntime):
                 )
 
     def _setup(self, module: Module, options: RunOptions) -> dict[str, Any]:
-        """The request fields every instantiation shares."""
-        return {
-            "sha": module.sha256,
-            "argv": [module.name, *options.argv],
-            "env": dict(options.env),
-            "stdin": b64(options.stdin),
-            "dirs": {guest: confined_directory(self.label, guest, host) for guest, host in options.dirs.items()},
-            "max_output": options.max_output,
-            "max_memory": options.max_memory or None,
-        }
+        return {"sha": module.sha256, **super()._setup(module, options), "max_memory": options.max_memory or None}
 
     def _prepare(self, module: Module, options: RunOptions) -> dict[str, float]:
         """Compile in the worker before the guest runs, so compile time does not count against `timeout`.
@@ -165,10 +129,10 @@ class PyWorkerRuntime(WorkerRuntime):
             self._fail(answer, module)
         self._prepared = {k for k in self._prepared if k[0] is worker.proc}
         self._prepared.add((worker.proc, module.sha256, options.max_memory or None))
-        timings = {k: float(v) for k, v in answer.get("timings", {}).items()}
-        if "compile" in timings:
-            self.compiled_ms[module.sha256] = timings["compile"]
-        return timings
+        measured = timings(answer)
+        if "compile" in measured:
+            self.compiled_ms[module.sha256] = measured["compile"]
+        return measured
 
     def _fail(self, answer: dict[str, Any], module: Module | None = None) -> None:
         """Raise the error an answer carries (traps and memory limits of runs are results, not raised here)."""
@@ -221,15 +185,15 @@ class PyWorkerRuntime(WorkerRuntime):
         kind = answer.get("kind")
         if not answer.get("ok") and (kind not in (ErrorKind.TRAP, ErrorKind.LIMIT_MEMORY) or _engine_cannot(answer)):
             self._fail(answer, module)
-        timings = {k: float(v) for k, v in answer.get("timings", {}).items()}
-        timings["compile"] = compiled.get("compile", timings.get("compile", 0.0))
+        measured = timings(answer)
+        measured["compile"] = compiled.get("compile", measured.get("compile", 0.0))
         result = RunResult(
             self.label,
             options.invoke,
             stdout=unb64(answer.get("stdout")),
             stderr=unb64(answer.get("stderr")),
             exit_code=answer.get("exit_code"),
-            timings=timings,
+            timings=measured,
         )
         if options.invoke is None and result.exit_code is None and kind is None:
             result.exit_code = 0
@@ -249,9 +213,9 @@ class PyWorkerRuntime(WorkerRuntime):
         answer = self.request(message, module=module, timeout=options.timeout, max_memory=options.max_memory)
         if not answer.get("ok"):
             self._fail(answer, module)
-        timings = {k: float(v) for k, v in answer.get("timings", {}).items()}
-        timings["compile"] = compiled.get("compile", timings.get("compile", 0.0))
-        answer["timings"] = timings
+        measured = timings(answer)
+        measured["compile"] = compiled.get("compile", measured.get("compile", 0.0))
+        answer["timings"] = measured
         return PyWorkerInstance(self, module, options, answer)
 
 

@@ -1,4 +1,4 @@
-"""The machinery shared by the backends whose engine runs in a worker process (node, wasm3, wasmer).
+"""`WorkerRuntime`: the base of the backends whose engine runs in a worker process (node, wasm3, wasmer).
 
 `WorkerRuntime` starts the worker on first use (and again after it was stopped), caps its resident memory per
 request, remembers why it was last stopped (for lost-instance messages), frees instances dropped without
@@ -21,14 +21,18 @@ import time
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EngineCrashed, ExitTrap, InstanceLost, LimitExceeded, UsageError
-from .base import Instance, RunOptions, Runtime, check_confined
-from .worker import Worker, b64, rss_bytes, unb64
+from ...errors import EngineCrashed, ExitTrap, InstanceLost, LimitExceeded, UsageError
+from ...procfs import rss_bytes
+from ..base import Instance, RunOptions, Runtime
+from ..preopens import check_confined, confined_directory
+from .process import Worker
+from .protocol import CONTROL_TIMEOUT, b64, timings, unb64
 
 if TYPE_CHECKING:
-    from ..module import Module
+    from ...module import Module
 
-CONTROL_TIMEOUT = 30.0  # seconds for requests that run no guest code
+__all__ = ["CONTROL_TIMEOUT", "WorkerInstance", "WorkerRuntime"]
+
 RSS_REFRESH_S = 1.0  # reading /proc costs ~50 us: a fresh resident-memory value per second is enough
 
 
@@ -50,7 +54,7 @@ class WorkerInstance(Instance):
         self._exports = exports
         # guest path -> the host directory as resolved when the instance started
         self._grants = {guest: os.path.realpath(os.path.expanduser(host)) for guest, host in options.dirs.items()}
-        self.timings = {k: float(v) for k, v in answer.get("timings", {}).items()}
+        self.timings = timings(answer)
         self.last_timings: dict[str, float] = {}
         self.stdout = unb64(answer.get("stdout"))
         self.stderr = unb64(answer.get("stderr"))
@@ -94,7 +98,7 @@ class WorkerInstance(Instance):
         if answer.get("stderr"):
             self.stderr = (self.stderr + unb64(answer["stderr"]))[:room]
         if "timings" in answer:
-            self.last_timings = {k: float(v) for k, v in answer["timings"].items()}
+            self.last_timings = timings(answer)
 
     def _call(self, name: str, values: list[Any]) -> dict[str, Any] | None:
         """Run export `name` in the worker: its answer, or None when the guest called WASI exit(0) (ExitTrap for
@@ -148,6 +152,22 @@ class WorkerRuntime(Runtime):
 
     def _new_worker(self) -> Worker:
         raise NotImplementedError
+
+    def _setup(self, module: Module, options: RunOptions) -> dict[str, Any]:
+        """The request fields every instantiation shares: the guest's argv, env, stdin, preopened directories
+        (checked for symlinks out of them) and output cap."""
+        return {
+            "argv": [module.name, *options.argv],
+            "env": dict(options.env),
+            "stdin": b64(options.stdin),
+            "dirs": {guest: confined_directory(self.label, guest, host) for guest, host in options.dirs.items()},
+            "max_output": options.max_output,
+        }
+
+    @property
+    def worker_info(self) -> dict[str, Any]:
+        """What the worker said when it last started (versions...): empty before it ever started."""
+        return self._worker.info if self._worker is not None else {}
 
     def baseline_rss(self) -> int:
         """Resident memory of an idle worker."""
