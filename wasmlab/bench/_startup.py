@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import RuntimeUnavailable, UsageError, WasmlabError
 from ..module import Module
 from ..runtimes import RunOptions
-from ..runtimes.base import WASI_MODULES
+from ..runtimes.guest import WASI_MODULES
 from . import env as envmod
 from .figures import startup_figure
 from .kernels import PROBE, ChecksumMismatch, SuiteBuild, with_nonce

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..module import Module, Provenance
-from ..runtimes.base import coerce_args
+from ..runtimes.values import coerce_args
 
 LOOP_EXPORT = "wasmlab_bench_loop"
 NOP_EXPORT = "wasmlab_bench_nop"
