@@ -298,3 +298,21 @@ def test_size_vs_speed_of_your_own_sources(tmp_path):
         bench.size_vs_speed({"c": tmp_path / "fib.c", "wat": wrong}, invoke="fib", args=(12,), **FAST)
     with pytest.raises(UsageError, match="needs invoke="):
         bench.size_vs_speed({"wat": WAT_SOURCE}, **FAST)
+
+
+def test_readings_under_the_clock_resolution_are_not_zeros():
+    """A browser's clock steps 5 µs: a reading of 0 is 'under 5 µs', shown so, never as a measured 0."""
+    from types import SimpleNamespace
+
+    from wasmlab.bench._startup import StartupResult, _row, _unresolved
+
+    page = SimpleNamespace(label="browser", timer_resolution_ms=0.005)
+    rows = [_row("browser", "first_call", "warm", i, 0.0) for i in range(3)]
+    rows += [_row("browser", "compile", "warm", i, 0.4 + i / 100) for i in range(3)]
+    rows = _unresolved(page, rows)
+    result = StartupResult({"samples": pd.DataFrame(rows)})
+    pivot = result.pivot("warm").set_index("runtime")
+    assert pivot.loc["browser", "first_call"] == "< 0.005" and pivot.loc["browser", "compile"] == pytest.approx(0.41)
+    assert result.table["time_ms"].isna().sum() == 3
+    bars = {t.name: list(t.y) for t in result.figure().data if t.showlegend is False}
+    assert 0.0 not in bars["first_call"]  # no zero-height bar pretending to be a measurement
