@@ -18,7 +18,7 @@ from wasmlab.bench.native import native_program
 from wasmlab.bench.subject import Subject, is_subject
 from wasmlab.binary import FuncType
 from wasmlab.errors import UsageError
-from wasmlab.runtimes import RunOptions, get_runtime, list_runtimes
+from wasmlab.runtimes import RunOptions, get_runtime
 
 from .conftest import need_toolchain
 
@@ -32,19 +32,6 @@ SCALE_WAT = (
 )
 MIX_WAT = """(module (func (export "mix") (param i64 f32 f64) (result i32 i64 f32 f64)
   i32.const -7 local.get 0 local.get 1 local.get 2))"""
-
-
-def _worker() -> str:
-    available = {r.name for r in list_runtimes() if r.available}
-    for name in ("node", "wasm3", "wasmer"):
-        if name in available:
-            return name
-    pytest.skip("no worker backend (node, wasm3, wasmer) is available")
-
-
-@pytest.fixture(scope="module")
-def runtimes() -> list[str]:
-    return ["wasmtime", _worker()]
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,7 @@ from typing import Any
 from ..binary import FuncType
 from ..cache import cache_dir
 from ..errors import CompileError, ToolchainUnavailable, UsageError, WasmlabError
+from ..toolchains.zig import MODES as ZIG_MODES  # the zig mode of each -O level, as the wasm build's
 from .batch import OFFSET, PRIME
 
 NATIVE_LANGS = ("c", "cpp", "rust", "zig", "go")
@@ -49,14 +50,6 @@ RUN_TIMEOUT = 120.0
 HARNESS_VERSION = 1  # bump when the generated harness changes
 C_TYPES = {"i32": "int32_t", "i64": "int64_t", "f32": "float", "f64": "double"}
 GO_TYPES = {"i32": "int32", "i64": "int64", "f32": "float32", "f64": "float64"}
-ZIG_MODES = {
-    "O0": "Debug",
-    "O1": "ReleaseSafe",
-    "O2": "ReleaseFast",
-    "O3": "ReleaseFast",
-    "Os": "ReleaseSmall",
-    "Oz": "ReleaseSmall",
-}  # fmt: skip (as the wasm build: toolchains/zig.py)
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
