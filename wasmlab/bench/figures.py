@@ -19,8 +19,9 @@ PALETTE: dict[str, str] = {
     "node:turbofan": "#006d2c",
     "wasm3": "#ff7f0e",
     "wasmedge": "#8c564b",
+    "browser": "#17becf",
 }
-_SPARE = ["#17becf", "#bcbd22", "#d62728", "#7f7f7f", "#aec7e8", "#ffbb78", "#ff9896", "#c49c94"]
+_SPARE = ["#bcbd22", "#d62728", "#7f7f7f", "#aec7e8", "#ffbb78", "#ff9896", "#c49c94"]
 PHASE_PATTERNS = {
     "compile": "",
     "deserialize": "",
