@@ -8,7 +8,8 @@ time per call stays comparable). A batch is, in order of preference:
     in-guest loop   `wasmlab_bench_loop(n)` added to the module (`batch.with_loop`): n calls inside the guest,
                     timed by the engine around that one call, so the host's call cost is paid once per sample
     host loop       n calls of F from Python (`batch="host"`, or when F's signature cannot be looped): the
-                    engine's own time of each call, summed; the host's cost of a call is measured apart
+                    engine's own time of each call, summed (at most 2000 calls, and 10x the target on the
+                    host's clock, per sample); the host's cost of a call is measured apart
     native loop     the generated harness of `native` calling F n times (volatile arguments, results folded)
 
 Every batch returns a checksum of every result (`batch.checksum`); before timing, F(ARGS) is called once on each
@@ -20,6 +21,7 @@ host (an empty call on the same engine) is measured apart and shown in its own t
 from __future__ import annotations
 
 import contextlib
+import time
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
 
 BATCHES = ("auto", "guest", "host")
 HOST_MAX_CALLS = 2000  # calls per sample of a host loop (each one crosses into the engine, maybe a process)
+HOST_WALL_FACTOR = 10  # a host loop's sample may take this many times the target on the host's clock
 GUEST_MAX_CALLS = (1 << 31) - 1  # the loop's counter is an i32
 TIMERS = {
     "in-guest loop": "engine call time",
@@ -79,15 +82,23 @@ class HostLoop(Runner):
     def __init__(self, label: str, instance: Any, name: str, args: tuple[Any, ...], results: tuple[str, ...]):
         super().__init__(label, instance)
         self.name, self.args, self.results = name, args, results
+        self.wall_ms = 0.0
 
     def measure(self, n: int) -> tuple[int, float]:
-        acc, ms = B.OFFSET, 0.0
+        acc, ms, t0 = B.OFFSET, 0.0, time.perf_counter()
         for _ in range(n):
             bits = B.result_bits(self.instance.call(self.name, *self.args), self.results)
             for b in bits:
                 acc = (acc * B.PRIME + b) & B.MASK64
             ms += call_ms(self.instance)
+        self.wall_ms = (time.perf_counter() - t0) * 1000.0
         return acc, ms
+
+    def most_calls(self, n: int, target_ms: float) -> int:
+        """Calls per sample the host's wall clock allows: a sample may cost at most HOST_WALL_FACTOR x the
+        target from the host (a worker or the browser adds a round trip per call), and HOST_MAX_CALLS."""
+        per_call = self.wall_ms / max(n, 1)
+        return max(1, min(HOST_MAX_CALLS, int(HOST_WALL_FACTOR * target_ms / max(per_call, 1e-6))))
 
 
 class NativeLoop(Runner):
@@ -105,10 +116,13 @@ class NativeLoop(Runner):
 def calibrate(runner: Runner, target_ms: float) -> int:
     """Calls per sample so that one sample takes about `target_ms` on this runner (the faster of two batches
     at each size, growing until a batch takes a quarter of the target)."""
-    limit = HOST_MAX_CALLS if isinstance(runner, HostLoop) else GUEST_MAX_CALLS
+    host = isinstance(runner, HostLoop)
+    limit = HOST_MAX_CALLS if host else GUEST_MAX_CALLS
     n = 1
     for _ in range(8):
         ms = min(runner.measure(n)[1] for _ in range(2))
+        if host:
+            limit = runner.most_calls(n, target_ms)
         if ms >= target_ms / 4 or n >= limit:
             break
         n = min(limit, max(n * 2, int(n * target_ms / max(ms, target_ms / 1000) / 2)))
