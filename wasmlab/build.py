@@ -106,7 +106,7 @@ def compile(
             True,
             key,
         )
-        return Module(data, provenance, name)
+        return Module(data, provenance, name, source=text)
 
     with toolchain.workdir(options) as workdir:
         try:
@@ -123,4 +123,4 @@ def compile(
     provenance = Provenance("compile", filename, lang, kind, options.opt, strip, lto, version, compile_ms, False, key)
     if use_cache:
         store.put(key, data, {"lang": lang, "kind": kind, "toolchain": version, "compile_ms": compile_ms})
-    return Module(data, provenance, name)
+    return Module(data, provenance, name, source=text)

@@ -59,7 +59,7 @@ def frame_from_obj(obj: dict[str, Any]) -> Any:
             continue
         if dtype.startswith("float"):
             df[col] = pd.to_numeric(df[col], errors="coerce").astype(dtype)
-        elif dtype.startswith(("int", "bool")):
+        elif dtype.startswith(("int", "uint", "bool")):
             df[col] = df[col].astype(dtype)
         else:
             df[col] = df[col].astype(object).where(df[col].notna(), None) if dtype == "object" else df[col]
