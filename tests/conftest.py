@@ -41,3 +41,15 @@ def compile_or_skip():
         return wasmlab.compile(source, lang, **options)
 
     return build
+
+
+@pytest.fixture(scope="module")
+def runtimes() -> list[str]:
+    """wasmtime and one worker backend to test alongside it: node if it runs here, else wasm3, else wasmer."""
+    from wasmlab.runtimes import list_runtimes
+
+    available = {r.name for r in list_runtimes() if r.available}
+    for name in ("node", "wasm3", "wasmer"):
+        if name in available:
+            return ["wasmtime", name]
+    pytest.skip("no worker backend (node, wasm3, wasmer) is available")

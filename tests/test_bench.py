@@ -15,23 +15,9 @@ from wasmlab.bench import kernels as K
 from wasmlab.bench.figures import PALETTE
 from wasmlab.bench.stats import describe, ratio_ci
 from wasmlab.errors import UsageError
-from wasmlab.runtimes import RunOptions, get_runtime, list_runtimes
+from wasmlab.runtimes import RunOptions, get_runtime
 
 SMALL = {"fib": 3, "hash": 200, "memstream": 1, "matmul": 5, "mandel": 4, "parse": 5, "sort": 2}
-
-
-def _worker() -> str:
-    """One worker backend to test alongside wasmtime: node if it runs here, else wasm3."""
-    available = {r.name for r in list_runtimes() if r.available}
-    for name in ("node", "wasm3", "wasmer"):
-        if name in available:
-            return name
-    pytest.skip("no worker backend (node, wasm3, wasmer) is available")
-
-
-@pytest.fixture(scope="module")
-def runtimes() -> list[str]:
-    return ["wasmtime", _worker()]
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ import pytest
 import wasmlab
 from wasmlab.cache import ModuleCache
 from wasmlab.errors import CompileError
+from wasmlab.toolchains import zigenv
 
 from .conftest import need_toolchain
 
@@ -125,25 +126,23 @@ def test_processes_killed_mid_write_never_leave_a_corrupt_entry(
 
 def test_compiler_killed_mid_compile_leaves_no_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGKILL the compiler (zig and the clang it runs) while it builds: a CompileError, nothing cached, no
-    temporary directory left, and the same snippet compiles and caches on the next try."""
+    build directory left, and the same snippet compiles and caches on the next try."""
     need_toolchain("cpp")
     monkeypatch.setenv("WASMLAB_CACHE", str(tmp_path / "cache"))
-    build_root = tmp_path / "tmp"
-    build_root.mkdir()
-    monkeypatch.setattr("tempfile.tempdir", str(build_root))
     wasmlab.compile("int warm() { return 0; }", "cpp")  # zig's libc++ is built once: not what we kill
+    build_dir = zigenv.build_root() / "build"  # where zig builds (its directory is fixed: see zigenv)
     source = (
         "#include <map>\n#include <string>\n"
         'extern "C" int killed() { std::map<int, std::string> m; m[1] = "x"; return (int)m.size(); }\n'
     )
     kills: list[int] = []
+    compiled = threading.Event()
 
-    def killer() -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not kills:
+    def killer() -> None:  # until the compile ends: it may first wait its turn for zig's build directory
+        while not compiled.is_set() and not kills:
             for pid in filter(str.isdigit, os.listdir("/proc")):
-                try:
-                    if os.readlink(f"/proc/{pid}/cwd").startswith(str(build_root)):
+                try:  # only our own compiler: other processes may compile too, and take turns in that directory
+                    if os.readlink(f"/proc/{pid}/cwd").startswith(str(build_dir)) and descends_from_us(int(pid)):
                         os.kill(int(pid), signal.SIGKILL)
                         kills.append(int(pid))
                 except OSError:
@@ -156,15 +155,26 @@ def test_compiler_killed_mid_compile_leaves_no_entry(tmp_path: Path, monkeypatch
         with pytest.raises(CompileError) as info:
             wasmlab.compile(source, "cpp")
     finally:
+        compiled.set()
         thread.join()
     assert kills, "the compiler finished before it could be killed"
     assert "cpp" in str(info.value)
-    assert list(build_root.iterdir()) == []
+    with zigenv.locked():
+        assert not build_dir.exists()
     entries = len(list((tmp_path / "cache" / "modules").glob("*.json")))
     assert entries == 1  # the warm-up only
     module = wasmlab.compile(source, "cpp")
     assert not module.provenance.cached and module.run("wasmtime", "killed").result == 1
     assert wasmlab.compile(source, "cpp").provenance.cached
+
+
+def descends_from_us(pid: int) -> bool:
+    while pid > 1:
+        if pid == os.getpid():
+            return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        pid = int(stat.rsplit(")", 1)[1].split()[1])  # the parent's pid, after the (command name)
+    return False
 
 
 # ------------------------------------------------------------------------------------------ damaged entries

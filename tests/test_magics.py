@@ -300,6 +300,30 @@ def test_wasm_bench_runs_the_suite_and_keeps_the_result(ip):
     assert "unknown benchmark 'nonsense'" in captured.stderr
 
 
+def test_wasm_bench_measures_your_own_module(ip, tmp_path):
+    ip.user_ns["fib_wat"] = wasmlab.compile(FIB_WAT, "wat", name="fib")
+    options = "--runtimes wasmtime --samples 2 --quick"
+    result, captured = run(ip, f"%wasm_bench fib_wat --invoke fib 12 throughput {options}")
+    assert result.error_in_exec is None, captured.stderr
+    tput = ip.user_ns["_wasm_bench"]
+    assert tput.kind == "throughput" and tput.subject["label"] == "fib(12)" and tput.params["result"] == [144]
+    assert set(tput.table["runtime"]) == {"wasmtime"} and len(tput.table) == 2 and tput.table["correct"].all()
+    assert bundles(captured, "application/vnd.plotly.v1+json")
+    result, captured = run(ip, f"%wasm_bench fib_wat --invoke fib 12 startup {options}")
+    assert result.error_in_exec is None, captured.stderr
+    startup = ip.user_ns["_wasm_bench"]
+    assert startup.kind == "startup" and startup.params["answers"] == {"wasmtime": 144}
+    path = tmp_path / "fib.wat"
+    path.write_text(FIB_WAT)
+    result, captured = run(ip, f"%wasm_bench {path} --invoke fib 10 {options}")  # with --invoke: throughput
+    assert result.error_in_exec is None, captured.stderr
+    assert ip.user_ns["_wasm_bench"].params["result"] == [55]
+    result, captured = run(ip, f"%wasm_bench fib_wat {options}")
+    assert type(result.error_in_exec) is UsageError and "not a WASI command" in captured.stderr
+    result, captured = run(ip, "%wasm_bench fib_wat sweep")
+    assert type(result.error_in_exec) is UsageError and "startup or throughput" in captured.stderr
+
+
 def test_unload_and_reload(ip):
     ip.run_line_magic("unload_ext", "wasmlab")
     assert "wasm" not in ip.magics_manager.magics["cell"]

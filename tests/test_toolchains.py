@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -168,3 +169,37 @@ def test_debug_builds_are_reproducible_and_name_the_snippet_not_the_build_direct
     trap = first.run("wasmtime", "ratio", (1, 0), check=False).trap_frames
     ext = "c" if lang == "c" else "cpp"
     assert trap and trap[0].startswith("ratio (0x") and trap[0].endswith(f" at ./snippet.{ext}:2:14"), trap
+
+
+def test_c_with_wit_builds_a_component_of_that_world() -> None:
+    """C exports named and lowered as the canonical ABI wants (tests/snippets/mcp_geo.c) wrap into a component."""
+    need_toolchain("c")
+    from wasmtime.component import Record
+
+    wit = (SNIPPETS / "mcp_geo.wit").read_text()
+    module = wasmlab.compile((SNIPPETS / "mcp_geo.c").read_text(), "c", wit=wit, world="geo-tools", opt="Os")
+    assert module.is_component
+    assert [e["name"] for e in module.component_items()["exports"]] == ["demo:geo/geo@0.1.0"]
+    a, b = Record(), Record()
+    a.x, a.y, b.x, b.y = 0.0, 0.0, 3.0, 4.0
+    assert module.run("wasmtime", "geo#distance", (a, b)).result == 5.0
+    with pytest.raises(CompileError, match="failed to encode a component") as info:
+        wasmlab.compile("int other(void) { return 1; }", "c", wit=wit)
+    assert "distance" in info.value.diagnostics
+    with pytest.raises(UsageError, match="kind='library'"):
+        wasmlab.compile("int main(void) { return 0; }", "c", kind="command", wit=wit)
+
+
+def test_a_zig_build_waits_its_turn_at_most_its_timeout() -> None:
+    """zig builds take turns in one fixed directory (zigenv): waiting for another build is bounded by the
+    compile's timeout, and gives a one-line CompileError rather than a kernel that hangs."""
+    from wasmlab.toolchains import zigenv
+
+    need_toolchain("c")
+    with zigenv.locked():  # another build holds the directory (a second lock in this process conflicts too)
+        started = time.monotonic()
+        with pytest.raises(CompileError) as info:
+            wasmlab.compile("int busy(void) { return 1; }", "c", timeout=0.5, use_cache=False)
+    assert 0.5 <= time.monotonic() - started < 5
+    assert "busy with another build for 0.5 s" in str(info.value) and "\n" not in str(info.value)
+    assert wasmlab.compile("int busy(void) { return 1; }", "c", use_cache=False).run("wasmtime", "busy").result == 1

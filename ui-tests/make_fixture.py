@@ -128,6 +128,27 @@ CELLS = [
         '    print(f"kept after the limit: {type(error).__name__}")\n'
         'print("kept fresh:", demo.instantiate("browser").call("fib", 15))'
     ),
+    new_code_cell(
+        "from wasmlab import bench\n"
+        "from wasmlab.notebook.browser_comm import get_bridge\n"
+        "info = get_bridge().client().info\n"
+        'isolated, resolution = info.get("cross_origin_isolated"), info.get("timer_resolution_ms")\n'
+        'print(f"isolated: {isolated}; resolution: {resolution} ms")\n'
+        'timed = demo.instantiate("browser")\n'
+        "calls = []\n"
+        "for _ in range(30):\n"
+        '    timed.call("fib", 18)\n'
+        '    calls.append(timed.last_timings["call"])\n'
+        'print("fib(18) calls, ms:", " ".join(f"{t:.4f}" for t in calls))\n'
+        'tput = bench.throughput(demo, "fib", (15,), runtimes=["browser", "wasmtime"], samples=3, quick=True,\n'
+        "                        progress=False)\n"
+        'us = (tput.summary.set_index("runtime")["ns_per_op"] / 1000).round(4).to_dict()\n'
+        'print(f"throughput fib(15), µs per call: {us}; correct: {tput.table[\'correct\'].all()}")\n'
+        'start = bench.startup(module=demo, invoke="fib", args=(12,), runtimes=["browser"], samples=3, cold=0,\n'
+        "                      progress=False)\n"
+        'print("startup, warm medians:", start.pivot("warm").drop(columns="runtime").iloc[0].to_dict())\n'
+        "tput.figure()"
+    ),
     new_code_cell('print("ALL CELLS DONE")'),
 ]
 

@@ -110,9 +110,9 @@ def compile(
             True,
             key,
         )
-        return Module(data, provenance, name)
+        return Module(data, provenance, name, source=text)
 
-    with toolchain.workdir() as workdir:
+    with toolchain.workdir(options) as workdir:
         try:
             data = toolchain.build(text, options, workdir, filename)
         except FileNotFoundError:  # the compiler succeeded without writing out.wasm (flags=["-fno-emit-bin"])
@@ -127,7 +127,7 @@ def compile(
     provenance = Provenance("compile", filename, lang, kind, options.opt, strip, lto, version, compile_ms, False, key)
     if use_cache:
         store.put(key, data, {"lang": lang, "kind": kind, "toolchain": version, "compile_ms": compile_ms})
-    return Module(data, provenance, name)
+    return Module(data, provenance, name, source=text)
 
 
 def load(source: str | Path | bytes | bytearray | memoryview, *, name: str = "", validate: bool = True) -> Module:

@@ -78,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     from .edge.cli import add_arguments as edge_arguments
 
     edge_arguments(command("edge", "an HTTP edge worker on loopback with Wasm handlers, and a load generator"))
+
+    from .mcp.cli import add_arguments as mcp_arguments
+
+    mcp_arguments(command("mcp", "a module's functions as sandboxed MCP tools for AI assistants (like Wassette)"))
+
+    from .fleet.cli import add_arguments as fleet_arguments
+
+    fleet_arguments(command("fleet", "roll rule modules out to a fleet of simulated devices on a Dask cluster"))
     return parser
 
 
@@ -367,6 +375,18 @@ def cmd_edge(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from .mcp.cli import run
+
+    return run(args)
+
+
+def cmd_fleet(args: argparse.Namespace) -> int:
+    from .fleet.cli import run
+
+    return run(args)
+
+
 COMMANDS = {
     "compile": cmd_compile,
     "inspect": cmd_inspect,
@@ -377,6 +397,8 @@ COMMANDS = {
     "demo": cmd_demo,
     "bench": cmd_bench,
     "edge": cmd_edge,
+    "mcp": cmd_mcp,
+    "fleet": cmd_fleet,
 }
 
 if __name__ == "__main__":

@@ -50,10 +50,13 @@ class Provenance:
 class Module:
     """A Wasm module or component. Inspection is lazy and exact (see `wasmlab.binary`)."""
 
-    def __init__(self, data: bytes, provenance: Provenance | None = None, name: str = "") -> None:
+    def __init__(
+        self, data: bytes, provenance: Provenance | None = None, name: str = "", source: str | None = None
+    ) -> None:
         self.bytes = bytes(data)
         self.provenance = provenance or Provenance("bytes")
         self.name = name or self.provenance.source_name or "module"
+        self.source = source  # the text `compile()` built it from (a native build of the same code needs it)
 
     # identity -------------------------------------------------------------------------------------------
     @cached_property

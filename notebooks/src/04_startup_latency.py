@@ -182,6 +182,29 @@ startup.pivot("cold").round(3)
 startup.figure()
 
 # %% [markdown]
+# ## Your own code: the same phases for `scorer`
+# The suite above times an empty export of the lab's own kernel library. Pass your module instead (a `Module`,
+# a `.wasm` or source path, or source text with `lang=`) and the call to make on the first instance: the same
+# phases, cold and warm, on every engine that can run it (the others are skipped with the reason), and the
+# engines' answers are checked to agree. Without `invoke` it times the whole WASI command (`argv=`).
+#
+# The same from the command line, `wasmlab bench startup scorer.c --invoke score 42 1000 --quick`, or in a cell,
+# `%wasm_bench scorer --invoke score 42 1000 startup --quick`.
+
+# %%
+mine = bench.startup(module=scorer, invoke="score", args=(42, 1000), runtimes=["wasmtime", "node", "wasm3"],
+                     samples=3, quick=True, progress=False)
+print("measured:", mine.params["subject"]["label"], "in", mine.params["subject"]["name"],
+      f"(sha256={mine.params['subject']['sha256'][:12]})")
+print("every engine answered", first.result, ":", set(mine.params["answers"].values()) == {first.result})
+
+# %% tags=["nbval-ignore-output"]
+mine.pivot("warm").round(4)
+
+# %% tags=["nbval-ignore-output"]
+mine.figure()
+
+# %% [markdown]
 # ## Does "instantiating takes milliseconds" hold?
 # The claim mixes two things. *Compiling* a module is milliseconds to tens of milliseconds; *instantiating* an
 # already-compiled module is tens to hundreds of **micro**seconds. The cell below prints the order of magnitude
@@ -216,3 +239,5 @@ print(f"a fresh instance per request costs ~{fresh_us:.0f} us end to end from Py
 # 2. Run `bench.startup(["wasmtime:winch", "wasmtime:pulley", "wasmtime"], quick=True, progress=False)`: how
 #    does a baseline compiler (Winch) or an interpreter (Pulley) change the compile phase and the first call?
 # 3. Make `score` keep a counter in a global. Which strategy above still gives the same answers?
+# 4. Time your own WASI program: `bench.startup(module=wasmlab.compile(my_c_main, "c", kind="command"),
+#    quick=True, progress=False)`. Which phase dominates: compiling, instantiating, or running `_start`?

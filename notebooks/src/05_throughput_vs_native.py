@@ -132,9 +132,53 @@ if result.overhead is not None:
     display(result.overhead.groupby("runtime", sort=False)[["host_us_per_call", "engine_us_per_call"]].median().round(2))
 
 # %% [markdown]
+# ## Your own code against native
+# The same method applies to a function you wrote: `bench.throughput(module, "f", args)` times `f(*args)` on each
+# engine, and, because this is C, builds the **same source natively** (gcc, same `-O2`) with a generated harness
+# that calls `f` the same way, for a wasm/native ratio with its confidence interval. Calls too short to time are
+# batched: a loop added to the module calls `f` n times inside the guest (n calibrated per engine so a sample
+# takes a few ms), so the host's cost of a call (measured apart below) stays out of the time per call. Every
+# engine must return the same result as the native build (a mismatch raises `bench.ChecksumMismatch`).
+#
+# From the command line: `wasmlab bench throughput collatz.c --invoke longest 2000 --quick`; in a cell:
+# `%wasm_bench collatz --invoke longest 2000 throughput --quick`. Rust, C++, Zig and Go sources get a native
+# build too (rustc, g++, zig, go); a WAT or `.wasm` module is compared across engines only.
+
+# %%
+collatz = """
+unsigned longest(unsigned limit) {            /* the longest Collatz chain below `limit` */
+    unsigned best = 0;
+    for (unsigned n = 1; n < limit; n++) {
+        unsigned x = n, steps = 0;
+        while (x != 1) { x = (x & 1) ? 3 * x + 1 : x / 2; steps++; }
+        if (steps > best) best = steps;
+    }
+    return best;
+}
+"""
+own = bench.throughput(collatz, "longest", (2000,), lang="c", runtimes=["wasmtime", "node", "wasm3"], quick=True,
+                       samples=3, progress=False)
+print("measured:", own.subject["label"], f"(sha256={own.subject['sha256'][:12]})", "; result:", own.params["result"])
+print("native baseline:", own.params["native"].split()[0], own.params["native"].split()[1])
+print("engines:", ", ".join(own.params["runtimes"]), "; every batch checked:", bool(own.table["correct"].all()))
+
+# %% tags=["nbval-ignore-output"]
+table = own.summary.assign(us_per_call=own.summary["ns_per_op"] / 1000)
+table[["runtime", "n", "iterations", "us_per_call", "cv_pct", "ratio_to_native", "ratio_ci_low", "ratio_ci_high"]].rename(
+    columns={"iterations": "calls_per_sample"}).round(3)
+
+# %% tags=["nbval-ignore-output"]
+own.figure()
+
+# %% tags=["nbval-ignore-output"]
+own.figures()["Ratio to native"]
+
+# %% [markdown]
 # ## Exercises
 # 1. Rerun with `native_extra=("-fno-tree-vectorize",)`. Which kernels' ratios move, and which engine gets closest
 #    to 95%?
 # 2. Run `bench.throughput(["wasmtime", "wasmtime:winch"], ["fib", "sort"], quick=True, progress=False)`: what does
 #    a baseline compiler (Winch) cost in throughput, and what did it save in notebook 4's compile phase?
 # 3. Increase `samples` to 10. Do the confidence intervals of `node` and `wasmtime` still overlap?
+# 4. Time `longest` with `batch="host"` (one host call per call of `f`): how much of the time per call is then
+#    the host's crossing into the engine? Compare with the per-call overhead table.

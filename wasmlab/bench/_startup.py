@@ -23,13 +23,17 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..errors import WasmlabError
+from ..errors import RuntimeUnavailable, UsageError, WasmlabError
+from ..module import Module
 from ..runtimes import RunOptions
+from ..runtimes.guest import WASI_MODULES
 from . import env as envmod
 from .figures import startup_figure
-from .kernels import PROBE, SuiteBuild, with_nonce
+from .kernels import PROBE, ChecksumMismatch, SuiteBuild, with_nonce
 from .method import Clock, Plan, Progress, interleaved, resolve, runtime_list
 from .results import BenchResult, table_html
 from .stats import describe
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
     from typing_extensions import Unpack
 
     from .method import Sampling
+    from .subject import Call
 
 PHASES = (
     "compile",
@@ -51,6 +56,7 @@ PHASES = (
     "command_run",
 )
 COLD_SAMPLES = 3
+UNRESOLVED = "below the clock's resolution"
 
 
 class StartupResult(BenchResult):
@@ -100,10 +106,12 @@ class StartupResult(BenchResult):
         s = s[s["state"] == state]
         table = s.pivot_table(index="runtime", columns="phase", values="median_ms", aggfunc="first")
         table = table.reindex(columns=[p for p in PHASES if p in table.columns])
-        unsupported = s[~s["supported"]]
         table = table.astype(object)
-        for _, row in unsupported.iterrows():
+        for _, row in s[~s["supported"]].iterrows():
             table.loc[row["runtime"], row["phase"]] = "not supported"
+        for _, row in s[s["supported"] & (s["n"] == 0) & s["note"].str.contains(UNRESOLVED, regex=False)].iterrows():
+            resolution = row["note"].split(UNRESOLVED, 1)[1].strip(" ()").split()[0]
+            table.loc[row["runtime"], row["phase"]] = f"< {resolution}"  # every reading was under the resolution
         return table.reset_index()
 
     def figures(self):
@@ -131,6 +139,24 @@ def _row(runtime: str, phase: str, state: str, sample: int, ms: float | None, no
     }
 
 
+@dataclass(frozen=True)
+class Workload:
+    """What one startup sample runs: a library and the call made on its first instance (None: instantiate
+    only), and/or a WASI command and its argv. `expect_result` / `expect_output` (a prefix) check the suite's
+    answers; a user's module is checked by comparing the engines' answers with each other."""
+
+    library: Module | None = None
+    call: Call | None = None
+    command: Module | None = None
+    argv: tuple[str, ...] = ()
+    expect_result: Any = None
+    expect_output: str | None = None
+
+    @property
+    def need(self) -> tuple[str, ...]:
+        return tuple(c for c, m in (("exports", self.library), ("wasi", self.command)) if m is not None)
+
+
 class _Raw:
     """wasmtime-py directly, configured like the lab's engine, for `Linker.instantiate` vs InstancePre."""
 
@@ -143,119 +169,216 @@ class _Raw:
         self.engine = wasmtime.Engine(config)
         self.module = wasmtime.Module(self.engine, module.bytes)
         self.linker = wasmtime.Linker(self.engine)
+        self.wasi = bool(module.wasi_imports)
+        if self.wasi:
+            self.linker.define_wasi()
+        self.initialize = "_initialize" in module.export_names()
         self.wasmtime = wasmtime
+
+    @classmethod
+    def usable(cls, module) -> bool:
+        """True when plain wasmtime-py can instantiate `module` (no imports but WASI)."""
+        return not module.is_component and all(i.module in WASI_MODULES for i in module.imports)
 
     def instantiate_ms(self) -> float:
         store = self.wasmtime.Store(self.engine)
         store.set_fuel(1 << 40)
         store.set_epoch_deadline(1 << 30)
+        if self.wasi:
+            store.set_wasi(self.wasmtime.WasiConfig())
         t0 = time.perf_counter()
         inst = self.linker.instantiate(store, self.module)
-        inst.exports(store)["_initialize"](store)
+        if self.initialize:
+            inst.exports(store)["_initialize"](store)
         return (time.perf_counter() - t0) * 1000.0
 
 
-def _library_sample(engine, lib, state: str, sample: int, raw: _Raw | None) -> list[dict[str, Any]]:
-    label = engine.label
+def _library_sample(engine, work: Workload, state: str, sample: int, raw: _Raw | None) -> tuple[list, Any]:
+    """The library phases of one sample, and the first call's result (None without a call)."""
+    label, lib, call = engine.label, work.library, work.call
     rows = []
     fresh = with_nonce(lib, uuid.uuid4().hex)
     t0 = time.perf_counter()
-    result = engine.run(fresh, RunOptions(invoke=PROBE, args=(7,)))
-    wall = (time.perf_counter() - t0) * 1000.0
-    result.raise_for_error()
-    if result.result != 7:
-        raise WasmlabError(f"{label}: {PROBE}(7) returned {result.result!r}, not 7")
-    t = result.timings
+    if call is not None:
+        result = engine.run(fresh, RunOptions(invoke=call.name, args=call.args))
+        wall = (time.perf_counter() - t0) * 1000.0
+        result.raise_for_error()
+        answer, t = result.result, result.timings
+    else:
+        with contextlib.closing(engine.instantiate(fresh, RunOptions())) as first:
+            wall = (time.perf_counter() - t0) * 1000.0
+            answer, t = None, first.timings
+    if work.expect_result is not None and answer != work.expect_result:
+        raise WasmlabError(f"{label}: {call.label} returned {answer!r}, not {work.expect_result!r}")
+    what = "compile+instantiate" + ("+call" if call is not None else "")
     rows += [
         _row(label, "compile", state, sample, t.get("compile")),
         _row(label, "instantiate_first", state, sample, t.get("instantiate")),
-        _row(label, "first_call", state, sample, t.get("call")),
-        _row(label, "first_run_wall", state, sample, wall, "host wall clock of compile+instantiate+call"),
+        _row(label, "first_run_wall", state, sample, wall, f"host wall clock of {what}"),
     ]
-    if "precompiled" in engine.capabilities:
-        data = engine.serialize(fresh)
-        ms = engine.load_serialized(fresh, data)["deserialize"]
-        rows.append(_row(label, "deserialize", state, sample, ms, f"artefact {len(data):,} B"))
-    else:
-        rows.append(_row(label, "deserialize", state, sample, None, "no precompiled-artefact API here", False))
+    if call is not None:
+        rows.append(_row(label, "first_call", state, sample, t.get("call")))
+    rows.append(_deserialize(engine, fresh, state, sample))
     with contextlib.closing(engine.instantiate(lib, RunOptions())) as inst:
         rows.append(_row(label, "instantiate_repeat", state, sample, inst.timings.get("instantiate")))
     if raw is not None:
         rows.append(_row(label, "instantiate_linker", state, sample, raw.instantiate_ms(), "Linker, no InstancePre"))
-    return rows
+    return rows, answer
 
 
-def _command_sample(engine, cmd, state: str, sample: int) -> list[dict[str, Any]]:
-    label = engine.label
-    argv = ("nop", "1", "0", "1")
+def _deserialize(engine, fresh: Module, state: str, sample: int) -> dict[str, Any]:
+    """Loading the engine's precompiled artefact of `fresh` (wasmtime serialize/deserialize), where it has one."""
+    if "precompiled" in engine.capabilities:
+        data = engine.serialize(fresh)
+        ms = engine.load_serialized(fresh, data)["deserialize"]
+        return _row(engine.label, "deserialize", state, sample, ms, f"artefact {len(data):,} B")
+    return _row(engine.label, "deserialize", state, sample, None, "no precompiled-artefact API here", False)
+
+
+def _command_sample(engine, work: Workload, state: str, sample: int, split: bool) -> tuple[list, Any]:
+    """The command phases of one sample (`split`: also compile, instantiate and run of the first run as their
+    own phases, for a command measured on its own), and the first run's exit status."""
+    label, cmd = engine.label, work.command
     fresh = with_nonce(cmd, uuid.uuid4().hex)
-    first = engine.run(fresh, RunOptions(argv=argv)).raise_for_error()
-    again = engine.run(cmd, RunOptions(argv=argv)).raise_for_error()
+    t0 = time.perf_counter()
+    first = engine.run(fresh, RunOptions(argv=work.argv)).raise_for_error()
+    wall = (time.perf_counter() - t0) * 1000.0
+    again = engine.run(cmd, RunOptions(argv=work.argv)).raise_for_error()
     for r in (first, again):
-        if not r.output.startswith("nop 1 "):
+        if work.expect_output is not None and not r.output.startswith(work.expect_output):
             raise WasmlabError(f"{label}: the suite command printed {r.output[:80]!r}")
     t1, t2 = first.timings, again.timings
-    return [
+    rows = [
         _row(label, "command_first", state, sample, sum(t1.get(p, 0.0) for p in ("compile", "instantiate", "run"))),
         _row(label, "command_run", state, sample, t2.get("instantiate", 0.0) + t2.get("run", 0.0)),
     ]
+    if split:
+        rows += [
+            _row(label, "compile", state, sample, t1.get("compile")),
+            _row(label, "instantiate_first", state, sample, t1.get("instantiate")),
+            _row(label, "first_call", state, sample, t1.get("run"), "the whole WASI command (_start)"),
+            _row(label, "first_run_wall", state, sample, wall, "host wall clock of compile+instantiate+run"),
+            _deserialize(engine, with_nonce(cmd, uuid.uuid4().hex), state, sample),
+        ]
+    return rows, first.exit_code or 0
 
 
-def _sample(engine, lib, cmd, state: str, sample: int, raw: _Raw | None) -> list[dict[str, Any]]:
-    rows = []
+def _sample(engine, work: Workload, state: str, sample: int, raw: _Raw | None) -> tuple[list, Any]:
+    """One sample's rows and the answer (the call's result, else the command's exit status)."""
+    rows: list[dict[str, Any]] = []
+    answer = None
     caps = engine.capabilities
-    if "exports" in caps:
-        rows += _library_sample(engine, lib, state, sample, raw)
-    else:
+    if work.library is not None and "exports" in caps:
+        rows, answer = _library_sample(engine, work, state, sample, raw)
+    elif work.library is not None:
         for phase in ("compile", "deserialize", "instantiate_first", "instantiate_repeat", "first_call"):
             rows.append(_row(engine.label, phase, state, sample, None, "runs WASI commands only", False))
-    if "wasi" in caps:
-        rows += _command_sample(engine, cmd, state, sample)
+    if work.command is not None and "wasi" in caps:
+        more, status = _command_sample(engine, work, state, sample, split=work.library is None)
+        rows += more
+        answer = status if work.library is None else answer
+    return _unresolved(engine, rows), answer
+
+
+def _unresolved(engine, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Readings below the engine's clock resolution (a browser's `performance.now()`) are not zeros: they
+    become NaN with a note, so no table or figure shows a quantised 0."""
+    resolution = getattr(engine, "timer_resolution_ms", None)
+    if not resolution:
+        return rows
+    for row in rows:
+        if row["supported"] and row["phase"] != "first_run_wall" and row["time_ms"] < resolution:
+            row["time_ms"] = float("nan")
+            row["note"] = f"{UNRESOLVED} ({resolution:g} ms)"
     return rows
 
 
 def startup(
-    runtimes: str | list[str] | None = None,
+    what: Any = None,
     *,
+    module: Any = None,
+    invoke: str | None = None,
+    args: Sequence[Any] = (),
+    argv: Sequence[str] = (),
+    lang: str | None = None,
+    runtimes: str | list[str] | None = None,
     cold: int | None = None,
     opt: str = "O2",
+    check: bool = True,
     **sampling: Unpack[Sampling],
 ) -> StartupResult:
     """Measure startup phases on each runtime (default: every available one): `samples` warm samples per phase
     (30, or 5 with `quick`; `sampling`: see `method.Sampling`), runtimes interleaved in a seeded random order,
     plus `cold` samples (3, quick 1) on fresh engine objects. Ctrl-C stops early and returns what was measured
-    (`.interrupted`)."""
+    (`.interrupted`).
+
+    Of your own code: `startup(module=..., invoke="f", args=(...))` (or the module first): a Module, a .wasm or
+    source path, or source text (`lang=`); with `invoke`, the first call of f(*args) on the first instance,
+    else the whole WASI command (`argv`). Engines that cannot run it are skipped with the reason; the engines'
+    answers must agree (ChecksumMismatch, or a note with `check=False`). Without a module: the kernel suite's
+    library (its empty export `bench_nop(7)`) and command, as the lab's own benchmark.
+    """
+    from .subject import Call, Subject, is_subject
+
+    if module is None and is_subject(what):
+        module, what = what, None
+    if what is not None and runtimes is not None:
+        raise UsageError("runtimes given twice: pass them positionally or as runtimes=, not both")
+    runtimes = what if what is not None else runtimes
     plan = Plan.make(**sampling)
     cold = (1 if plan.quick else COLD_SAMPLES) if cold is None else cold
     clock = Clock()
-    engines, skipped = resolve(runtime_list(runtimes), need=("exports", "wasi"))
-    build = SuiteBuild(opt)
-    lib, cmd = build.library(), build.command()
-    labels = [e.label for e in engines]
-    env = envmod.snapshot(labels, wasm_flags=f"-{opt} (zig cc, wasm32-wasi reactor/command)")
-    notes = [f"skipped {k}: {v}" for k, v in skipped.items()]
-    notes.append(
-        f"library: the kernel suite ({lib.size:,} B, no imports); command: the suite program ({cmd.size:,} B, WASI); "
-        "every 'first' phase uses fresh bytes (a nonce custom section) so no engine cache helps"
-    )
-    raws = {e.label: _Raw(lib) for e in engines if e.label == "wasmtime"}
+    params: dict[str, Any] = {}
+    if module is not None:
+        subject = Subject.make(module, invoke, args, argv=argv, lang=lang, opt=opt)
+        m = subject.module
+        work = Workload(m, subject.call) if subject.call else Workload(command=m, argv=subject.argv)
+        params["subject"] = subject.describe()
+        flags = f"-{subject.opt}" if subject.source else ""
+        toolchain = {"wasm_toolchain": m.provenance.toolchain, "wasm_flags": flags}
+        notes = [
+            f"{subject.label} in {m.name} ({m.size:,} B, sha256 {m.sha256[:12]}); every 'first' phase uses fresh "
+            "bytes (a nonce custom section) so no engine cache helps"
+        ]
+    else:
+        if invoke or args or argv or lang:
+            raise UsageError("invoke, args, argv and lang are for your own code: pass module= too")
+        build = SuiteBuild(opt)
+        lib, cmd = build.library(), build.command()
+        work = Workload(lib, Call(PROBE, (7,)), cmd, ("nop", "1", "0", "1"), expect_result=7, expect_output="nop 1 ")
+        toolchain = {"wasm_flags": f"-{opt} (zig cc, wasm32-wasi reactor/command)"}
+        notes = [
+            f"library: the kernel suite ({lib.size:,} B, no imports); command: the suite program ({cmd.size:,} B, "
+            "WASI); every 'first' phase uses fresh bytes (a nonce custom section) so no engine cache helps"
+        ]
+    engines, skipped = resolve(runtime_list(runtimes), need=work.need)
+    lib_ok = work.library is not None and _Raw.usable(work.library)
+    raws = {e.label: _Raw(work.library) for e in engines if e.label == "wasmtime" and lib_ok}
     rows: list[dict[str, Any]] = []
+    answers: dict[str, Any] = {}
     interrupted = False
+    usable: list[Any] = []
     bar = Progress(len(engines) * (cold + plan.samples), "startup", plan.progress)
     try:
-        for engine in engines:  # cold: a new engine object each sample (a new worker process)
+        for engine in engines:  # warm-up: compile the shared modules, start workers; and which engine can run it
+            try:
+                for _ in range(plan.warmup):
+                    answers[engine.label] = _sample(engine, work, "warm", -1, raws.get(engine.label))[1]
+            except (RuntimeUnavailable, UsageError) as exc:
+                skipped[engine.label] = str(exc)
+                continue
+            usable.append(engine)
+        _check_answers(answers, work, check, notes)
+        for engine in usable:  # cold: a new engine object each sample (a new worker process)
             for i in range(cold):
                 fresh = type(engine)(engine.variant)
                 try:
-                    rows += _sample(fresh, lib, cmd, "cold", i, None)
+                    rows += _sample(fresh, work, "cold", i, None)[0]
                 finally:
                     fresh.close()
                 bar.update()
-        for engine in engines:  # warm-up: compile the shared modules, start workers
-            for _ in range(plan.warmup):
-                _sample(engine, lib, cmd, "warm", -1, raws.get(engine.label))
-        for r, engine in interleaved(engines, plan.samples, plan.seed):
-            rows += _sample(engine, lib, cmd, "warm", r, raws.get(engine.label))
+        for r, engine in interleaved(usable, plan.samples, plan.seed):
+            rows += _sample(engine, work, "warm", r, raws.get(engine.label))[0]
             bar.update(runtime=engine.label)
     except KeyboardInterrupt:
         interrupted = True
@@ -264,8 +387,11 @@ def startup(
         bar.close()
     import pandas as pd
 
+    labels = [e.label for e in usable]
+    notes[:0] = [f"skipped {k}: {v}" for k, v in skipped.items()]
+    env = envmod.snapshot(labels, **toolchain)
     table = pd.DataFrame(rows, columns=["runtime", "phase", "state", "sample", "time_ms", "supported", "note"])
-    params = {
+    params |= {
         "runtimes": labels,
         "samples": plan.samples,
         "cold": cold,
@@ -273,4 +399,28 @@ def startup(
         "seed": plan.seed,
         "opt": opt,
     }
+    if module is not None:
+        params["answers"] = {k: _plain_answer(v) for k, v in answers.items()}
     return StartupResult({"samples": table}, envmod.finish(env, clock.started, notes), params, notes, interrupted)
+
+
+def _check_answers(answers: dict[str, Any], work: Workload, check: bool, notes: list[str]) -> None:
+    """A user's module: every engine's answer (the call's result, or the command's exit status) must be the
+    first engine's."""
+    if work.expect_result is not None or not answers:
+        return
+    first, reference = next(iter(answers.items()))
+    differ = {k: v for k, v in answers.items() if v != reference and not (v != v and reference != reference)}
+    if not differ:
+        return
+    what = work.call.label if work.call else "the exit status"
+    message = f"the engines disagree on {what}: {first} {reference!r}, " + ", ".join(
+        f"{k} {v!r}" for k, v in differ.items()
+    )
+    if check:
+        raise ChecksumMismatch(message)
+    notes.append(message)
+
+
+def _plain_answer(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value

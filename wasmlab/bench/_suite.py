@@ -117,11 +117,24 @@ def suite(
     include: str | list[str] | tuple[str, ...] = DEFAULT_PARTS,
     crosscheck_kernel: str = "mandel",
     native_extra: tuple[str, ...] | list[str] = (),
+    client: Any = None,
+    per: str = "host",
     **sampling: Unpack[Sampling],
 ) -> SuiteResult:
     """Run the parts in `include` (default: startup, throughput, crosscheck) and collect them, each with the
     same `sampling` (see `method.Sampling`). A Ctrl-C stops the part that runs (keeping its samples) and skips
-    the rest; the result is marked `.interrupted`."""
+    the rest; the result is marked `.interrupted`. With a Dask `client`, the suite runs on the cluster's
+    workers instead, once per host (`per="worker"`: once per worker), and the result (a `ClusterSuiteResult`)
+    names the host of every row."""
+    if client is not None:
+        from ._cluster import suite_on_cluster
+
+        options = {
+            "runtimes": runtimes, "kernels": kernels, "opt": opt, "include": include,
+            "crosscheck_kernel": crosscheck_kernel, "native_extra": tuple(native_extra),
+            **{k: v for k, v in sampling.items() if k != "progress"},
+        }
+        return suite_on_cluster(client, options, per=per)
     from ._crosscheck import crosscheck
     from ._size import size_vs_speed
     from ._startup import startup

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..errors import UsageError
 from ..runtimes import RunOptions
 from . import env as envmod
-from .figures import overhead_figure, ratio_figure, throughput_figure
+from .figures import call_figure, overhead_figure, ratio_figure, throughput_figure
 from .kernels import (
     KERNELS,
     MASK,
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
 
     from .method import Sampling
 
-__all__ = ["ChecksumMismatch", "ThroughputResult", "summarise_throughput", "throughput"]
+__all__ = ["ChecksumMismatch", "ThroughputResult", "kernel_throughput", "summarise_throughput", "throughput"]
 
 # Interpreters run ~10-30x slower than native: fewer iterations per call (per-op times stay comparable) and
 # fewer samples, so the suite fits its time budget.
@@ -81,19 +83,37 @@ class ThroughputResult(BenchResult):
     def overhead(self):  # -> pandas.DataFrame | None
         return self.tables.get("overhead")
 
+    @property
+    def subject(self) -> dict[str, Any] | None:
+        """What was measured, for your own code (module name, sha256, size, the call): None for the suite."""
+        return self.params.get("subject")
+
     def figures(self):
         if not len(self.table):
             return {}
-        figs = {"Throughput": throughput_figure(self.summary)}
+        own = self.subject is not None
+        if own:
+            figs = {"Time per call": call_figure(self.summary, self.subject["label"])}
+        else:
+            figs = {"Throughput": throughput_figure(self.summary)}
         if (self.summary["runtime"] == "native").any():
-            figs["Ratio to native"] = ratio_figure(self.summary, self.ratios)
+            figs["Ratio to native"] = ratio_figure(self.summary, None if own else self.ratios)
         if self.overhead is not None and len(self.overhead):
             figs["Per-call overhead"] = overhead_figure(self.overhead)
         return figs
 
     def html_sections(self):
-        sections = [("Wasm/native geometric mean per runtime", table_html(self.ratios))]
-        sections.append(("Summary per runtime and kernel", table_html(self.summary)))
+        if self.subject is not None:
+            import pandas as pd
+
+            what = pd.DataFrame([{k: v for k, v in self.subject.items() if k not in ("call", "argv")}])
+            sections = [("What was measured", table_html(what))]
+            if "batching" in self.tables:
+                sections.append(("Calls per sample (calibrated per runtime)", table_html(self.tables["batching"])))
+            sections.append(("Summary per runtime", table_html(self.summary)))
+        else:
+            sections = [("Wasm/native geometric mean per runtime", table_html(self.ratios))]
+            sections.append(("Summary per runtime and kernel", table_html(self.summary)))
         if self.overhead is not None and len(self.overhead):
             o = self.overhead.groupby("runtime", sort=False)[["host_us_per_call", "engine_us_per_call"]].median()
             sections.append(("Per-call overhead (median µs)", table_html(o.reset_index())))
@@ -197,19 +217,23 @@ class _Participant:
                 self.instance.close()
 
 
-def _overhead(participant: _Participant, batches: int, batch: int) -> list[dict[str, Any]]:
-    inst = participant.instance
+OVERHEAD_COLUMNS = ["runtime", "batch", "calls", "host_us_per_call", "engine_us_per_call"]
+
+
+def call_overhead(label: str, inst, batches: int, batch: int, probe: str = PROBE, args=(1,)) -> list[dict[str, Any]]:
+    """The cost of calling an export that does nothing (`probe(*args)`), `batches` times `batch` calls: per
+    call from the host (wall clock around the call) and inside the engine (its own call time)."""
     rows = []
     for b in range(batches):
         engine_ms = 0.0
         t0 = time.perf_counter()
         for _ in range(batch):
-            inst.call(PROBE, 1)
+            inst.call(probe, *args)
             engine_ms += call_ms(inst)
         host = (time.perf_counter() - t0) / batch * 1e6
         rows.append(
             {
-                "runtime": participant.label,
+                "runtime": label,
                 "batch": b,
                 "calls": batch,
                 "host_us_per_call": host,
@@ -220,6 +244,45 @@ def _overhead(participant: _Participant, batches: int, batch: int) -> list[dict[
 
 
 def throughput(
+    what: Any = None,
+    invoke: Any = None,
+    args: Sequence[Any] = (),
+    *,
+    runtimes: str | list[str] | None = None,
+    kernels: str | list[str] | None = None,
+    native: bool | None = None,
+    batch: str = "auto",
+    lang: str | None = None,
+    opt: str = "O2",
+    **options: Any,
+) -> ThroughputResult:
+    """Throughput on each runtime against a native baseline, of your own code or of the kernel suite.
+
+    Your own code: `throughput(module, "f", args, runtimes=...)`, `module` a Module, a .wasm or source path,
+    or source text (with `lang=`): the time per call of f(*args) on each engine, batched (`batch`: "auto",
+    "guest", "host"), results checked equal, against the same source built natively when it is C, C++, Rust,
+    Zig or Go (`native`: None when possible, True required, False never). See `_calls` for the method;
+    `options`: target_ms, check, overhead and the sampling keywords.
+
+    The suite: `throughput(runtimes, kernels, ...)` (positional, as always, or keywords): see
+    `kernel_throughput`.
+    """
+    from .subject import Subject, is_subject
+
+    if is_subject(what):
+        from ._calls import call_throughput
+
+        subject = Subject.make(what, invoke, args, lang=lang, opt=opt)
+        return call_throughput(subject, runtimes, native=native, batch=batch, **options)
+    if what is not None and runtimes is not None:
+        raise UsageError("runtimes given twice: pass them positionally or as runtimes=, not both")
+    if args or native is not None or batch != "auto" or lang is not None:
+        raise UsageError("args, native, batch and lang are for your own code: pass the module first")
+    names = invoke if invoke is not None else kernels
+    return kernel_throughput(what if what is not None else runtimes, names, opt=opt, **options)
+
+
+def kernel_throughput(
     runtimes: str | list[str] | None = None,
     kernels: str | list[str] | None = None,
     *,
@@ -327,7 +390,7 @@ def throughput(
                 batches, batch = (plan.samples, 10 if plan.quick else 100)
                 for p in participants[1:]:
                     if p.instance is not None:
-                        overhead_rows += _overhead(p, batches, batch)
+                        overhead_rows += call_overhead(p.label, p.instance, batches, batch)
         finally:
             bar.close()
     except KeyboardInterrupt:
@@ -343,7 +406,7 @@ def throughput(
     for col in ("checksum", "expected", "iterations", "round"):
         table[col] = table[col].astype("int64")
     table["correct"] = table["correct"].astype(bool)
-    over = pd.DataFrame(overhead_rows, columns=["runtime", "batch", "calls", "host_us_per_call", "engine_us_per_call"])
+    over = pd.DataFrame(overhead_rows, columns=OVERHEAD_COLUMNS)
     calib = pd.DataFrame(
         [{"kernel": k, "iterations": counts[k], "op": KERNELS[k].op, "what": KERNELS[k].what} for k in names]
     )

@@ -58,6 +58,14 @@ def engine_notes(labels: list[str]) -> dict[str, str]:
             notes[label] = "pywasm3 interpreter in a worker; phases timed in the worker"
         elif name == "wasmer-sdk":
             notes[label] = "wasmer-sdk (modern Wasmer, Cranelift): WASI commands only; times from the guest's clock"
+        elif name == "browser":
+            notes[label] = "the page's WebAssembly in a Web Worker; phases timed in the worker with performance.now()"
+            with contextlib.suppress(Exception):
+                from ..runtimes import get_runtime
+
+                resolution = get_runtime(label).timer_resolution_ms
+                if resolution:
+                    notes[label] += f", whose resolution is {resolution * 1000:g} µs"
     return notes
 
 

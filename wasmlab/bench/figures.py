@@ -19,8 +19,9 @@ PALETTE: dict[str, str] = {
     "node:turbofan": "#006d2c",
     "wasm3": "#ff7f0e",
     "wasmedge": "#8c564b",
+    "browser": "#17becf",
 }
-_SPARE = ["#17becf", "#bcbd22", "#d62728", "#7f7f7f", "#aec7e8", "#ffbb78", "#ff9896", "#c49c94"]
+_SPARE = ["#bcbd22", "#d62728", "#7f7f7f", "#aec7e8", "#ffbb78", "#ff9896", "#c49c94"]
 PHASE_PATTERNS = {
     "compile": "",
     "deserialize": "",
@@ -127,6 +128,34 @@ def throughput_figure(summary: Any) -> Any:
         xaxis_title="kernel",
         yaxis_title="throughput (ops/s, log scale)",
         yaxis_type="log",
+    )
+
+
+def call_figure(summary: Any, label: str) -> Any:
+    """Time per call of one function of your own code: one bar per runtime (native first), the median with IQR
+    error bars, on a log axis (engines and native can be orders of magnitude apart)."""
+    go = _go()
+    fig = go.Figure()
+    for _, row in summary.iterrows():
+        us = row["ns_per_op"] / 1000.0
+        fast, slow = 1e6 / row["ops_per_s_q3"], 1e6 / row["ops_per_s_q1"]  # µs at the quartiles of time
+        ratio = row.get("ratio_to_native")
+        extra = f" ({ratio:.2f}x native)" if ratio == ratio and ratio is not None else ""
+        fig.add_bar(
+            name=row["runtime"],
+            x=[row["runtime"]],
+            y=[us],
+            marker_color=colour(row["runtime"]),
+            error_y={"type": "data", "symmetric": False, "array": [slow - us], "arrayminus": [us - fast]},
+            hovertemplate=f"{row['runtime']}: %{{y:.4g}} µs per call{extra}<extra></extra>",
+        )
+    return _layout(
+        fig,
+        f"Time per call of {label} (median, IQR error bars; lower is better)",
+        xaxis_title="runtime",
+        yaxis_title="time per call (µs, log scale)",
+        yaxis_type="log",
+        showlegend=False,
     )
 
 

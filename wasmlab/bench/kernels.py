@@ -244,21 +244,10 @@ def with_nonce(module, nonce: str):
     """A copy of `module` with a custom section holding `nonce`: the same code under a new sha256, so every
     engine compiles it afresh (engines cache compiled code by content)."""
     from ..module import Module, Provenance
+    from .batch import _uleb
 
     name = b"wasmlab-bench-nonce"
     payload = bytes([len(name)]) + name + nonce.encode()
     section = b"\x00" + _uleb(len(payload)) + payload
     provenance = Provenance("bytes", module.provenance.source_name, module.provenance.lang, module.provenance.kind)
     return Module(module.bytes + section, provenance, module.name)
-
-
-def _uleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)

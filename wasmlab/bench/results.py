@@ -59,7 +59,7 @@ def frame_from_obj(obj: dict[str, Any]) -> Any:
             continue
         if dtype.startswith("float"):
             df[col] = pd.to_numeric(df[col], errors="coerce").astype(dtype)
-        elif dtype.startswith(("int", "bool")):
+        elif dtype.startswith(("int", "uint", "bool")):
             df[col] = df[col].astype(dtype)
         else:
             df[col] = df[col].astype(object).where(df[col].notna(), None) if dtype == "object" else df[col]
@@ -152,7 +152,7 @@ class BenchResult:
         """The result `to_dict` described, as an object of its own kind (StartupResult, SuiteResult...)."""
         import importlib
 
-        for module in ("_startup", "_throughput", "_crosscheck", "_size", "_sweep", "_suite", "_density"):
+        for module in ("_startup", "_throughput", "_crosscheck", "_size", "_sweep", "_suite", "_density", "_cluster"):
             importlib.import_module(f"{__package__}.{module}")  # each registers its kind
         if data.get("kind") not in _KINDS:
             raise UsageError(f"not a wasmlab bench result (kind {data.get('kind')!r})")

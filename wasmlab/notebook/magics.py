@@ -404,39 +404,91 @@ class WasmMagics(Magics, Configurable):
     @line_magic
     def wasm_bench(self, line: str) -> None:
         """`%wasm_bench [startup|throughput|suite|size|sweep] [--runtimes a,b] [--kernels k1,k2] [--samples N]
-        [--quick]`: the benchmark suite of `wasmlab.bench` on this machine's engines; shows the summary table
-        and the figure. The result is kept in `_wasm_bench`."""
+        [--quick]`: the benchmark suite of `wasmlab.bench` on this machine's engines.
+
+        `%wasm_bench NAME [--invoke F ARGS...] [startup|throughput] [--runtimes a,b] [--native|--no-native]
+        [--batch auto|guest|host] [--samples N] [--quick]`: your own module (a Module in the namespace, or a
+        .wasm or source path): its startup phases (the first call of F, or the whole WASI command), or the time
+        per call of F(ARGS) against the same source built natively (throughput, the default with --invoke).
+
+        Shows the summary table and the figure; the result is kept in `_wasm_bench`."""
         from .. import bench
 
         parts = {"startup": bench.startup, "throughput": bench.throughput, "suite": bench.suite,
-                 "size": bench.size_vs_speed, "sweep": bench.sweep}
+                 "size": bench.size_vs_speed, "sweep": bench.sweep}  # fmt: skip
         try:
             words = shlex.split(line)
         except ValueError as exc:
             raise usage_error(f"cannot parse the options: {exc}") from None
-        what = words.pop(0) if words and not words[0].startswith("-") else "throughput"
-        if what not in parts:
-            raise usage_error(f"unknown benchmark {what!r}: use one of {', '.join(parts)}")
+        what = words.pop(0) if words and words[0] in parts else None
+        target = words.pop(0) if words and not words[0].startswith("-") and words[0] not in parts else None
         options: dict[str, Any] = {"progress": False}
+        invoke: list[str] = []
         while words:
             flag = words.pop(0)
-            if flag == "--quick":
+            if flag in parts and what is None:
+                what = flag
+            elif flag == "--quick":
                 options["quick"] = True
-            elif flag in ("--runtimes", "--kernels", "--samples") and words:
+            elif flag in ("--native", "--no-native"):
+                options["native"] = flag == "--native"
+            elif flag == "--invoke" and words:
+                while words and not words[0].startswith("--") and words[0] not in parts:
+                    invoke.append(words.pop(0))
+            elif flag in ("--runtimes", "--kernels", "--samples", "--batch") and words:
                 value = words.pop(0)
-                options[flag[2:]] = int(value) if flag == "--samples" and value.isdigit() else value.split(",")
+                if flag == "--samples":
+                    if not value.isdigit():
+                        raise usage_error(f"--samples takes a number, not {value!r}")
+                    options["samples"] = int(value)
+                else:
+                    options[flag[2:]] = value if flag == "--batch" else value.split(",")
             else:
                 raise usage_error(f"unknown or incomplete option {flag!r}: see %wasm_bench?")
-        if what in ("size",):
-            options.pop("kernels", None)
-            options.pop("runtimes", None)
+        if target is None:
+            what = what or "throughput"
+            if invoke or {"native", "batch"} & set(options):
+                raise usage_error("--invoke, --native and --batch measure your own module: %wasm_bench NAME ...")
+            if what == "size":
+                options.pop("kernels", None)
+                options.pop("runtimes", None)
+            run = lambda: parts[what](**options)  # noqa: E731
+        else:
+            what = what or ("throughput" if invoke else "startup")
+            if what not in ("startup", "throughput"):
+                raise usage_error(f"{what} runs the lab's own code: measure {target} with startup or throughput")
+            if "kernels" in options:
+                raise usage_error("--kernels is for the kernel suite, not for your module")
+            module = self._bench_target(target, parts)
+            name, values = (invoke[0], tuple(parse_value(a) for a in invoke[1:])) if invoke else (None, ())
+            if what == "startup":
+                options.pop("native", None)
+                options.pop("batch", None)
+                run = lambda: bench.startup(module=module, invoke=name, args=values, **options)  # noqa: E731
+            elif name is None:
+                raise usage_error(f"throughput times one call: %wasm_bench {target} --invoke F ARGS throughput")
+            else:
+                run = lambda: bench.throughput(module, name, values, **options)  # noqa: E731
         with user_errors():
-            result = parts[what](**options)
+            result = run()
         from .display import figure_bundle
 
         self.shell.user_ns["_wasm_bench"] = result
         display(result.summary)
         display(figure_bundle(result.figure()), raw=True)
+
+    def _bench_target(self, name: str, parts: dict[str, Any]) -> Any:
+        """The module `%wasm_bench` measures: a Module in the namespace, or a path to a module or source file."""
+        from pathlib import Path
+
+        ns = self.shell.user_ns if self.shell is not None else {}
+        if name in ns or name.endswith((".wasm", ".wat")):
+            return self._module(name)
+        if Path(name).is_file():
+            return name
+        raise usage_error(
+            f"unknown benchmark {name!r}: use one of {', '.join(parts)}, or name a Module (or a .wasm or source file)"
+        )
 
 
 _loaded: dict[int, WasmMagics] = {}

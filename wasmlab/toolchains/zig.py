@@ -34,8 +34,8 @@ class ZigToolchain(Toolchain):
     def version(self) -> str:
         return zig_version()
 
-    def workdir(self) -> contextlib.AbstractContextManager[Path]:
-        return zigenv.build_dir()
+    def workdir(self, options: CompileOptions) -> contextlib.AbstractContextManager[Path]:
+        return zigenv.build_dir(self.lang, options.timeout)
 
     def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
         (workdir / filename).write_text(source)

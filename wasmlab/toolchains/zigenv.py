@@ -17,10 +17,12 @@ import fcntl
 import os
 import shutil
 import stat
+import time
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
+from ..errors import CompileError
 from .base import command_output
 
 BUILD_ROOT = Path("/tmp/wasmlab-zig")  # fixed on purpose: it is written into DWARF (not TMPDIR, not a home dir)
@@ -57,11 +59,14 @@ def zig_lib_dir() -> Path:
 
 
 def global_cache_dir() -> Path:
-    """zig's global cache for the lab's builds: `WASMLAB_ZIG_CACHE`, else `~/.cache/wasmlab-zig`. Not zig's shared
-    default: objects a zig built there under other paths would carry those paths into the lab's modules."""
-    if os.environ.get("WASMLAB_ZIG_CACHE"):
-        return Path(os.environ["WASMLAB_ZIG_CACHE"]).absolute()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").absolute() / "wasmlab-zig"
+    """zig's global cache for the lab's builds, one per zig install, under `WASMLAB_ZIG_CACHE` (else
+    `~/.cache/wasmlab-zig`). Not zig's shared default: objects a zig built there under other paths would carry those
+    paths into the lab's modules. One per install: zig tells cached sources apart by inode, so two installs (two
+    venvs) behind the same `lib` link would rebuild wasi-libc over each other, 30-100 s a build."""
+    base = Path(os.environ.get("WASMLAB_ZIG_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+                / "wasmlab-zig").absolute()
+    std = (zig_lib_dir() / "std" / "std.zig").stat()
+    return base / f"{std.st_dev:x}-{std.st_ino:x}-{std.st_mtime_ns:x}"
 
 
 def build_root() -> Path:
@@ -75,12 +80,26 @@ def build_root() -> Path:
     raise PermissionError(f"{BUILD_ROOT} and its per-user fallback belong to someone else: remove them")
 
 
+class Busy(TimeoutError):
+    """Another build held the build directory for the whole wait."""
+
+
 @contextlib.contextmanager
-def locked(root: Path | None = None) -> Iterator[Path]:
-    """Hold the build lock of `root` (default: this user's build root)."""
+def locked(root: Path | None = None, timeout: float | None = None) -> Iterator[Path]:
+    """Hold the build lock of `root` (default: this user's build root); raise Busy after `timeout` seconds."""
     root = root or build_root()
     with open(root / ".lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = 0.002
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | (fcntl.LOCK_NB if deadline else 0))
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise Busy(f"zig's build directory {root} was busy with another build for {timeout:g} s") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.1)
         try:
             yield root
         finally:
@@ -98,9 +117,16 @@ def _point(link: Path, target: Path) -> None:
 
 
 @contextlib.contextmanager
-def build_dir() -> Iterator[Path]:
-    """An empty `BUILD_ROOT/build` for one zig build, held alone and emptied afterwards. Run zig in it with ENV."""
-    with locked() as root:
+def build_dir(lang: str, timeout: float | None = None) -> Iterator[Path]:
+    """An empty `BUILD_ROOT/build` for one zig build, held alone and emptied afterwards. Run zig in it with ENV.
+    Waits at most `timeout` seconds for its turn, then raises CompileError."""
+    with contextlib.ExitStack() as stack:
+        try:
+            root = stack.enter_context(locked(timeout=timeout))
+        except Busy as exc:
+            raise CompileError(f"{lang}: {exc}: try again, or raise the timeout", lang=lang) from None
+        except PermissionError as exc:
+            raise CompileError(f"{lang}: {exc}", lang=lang) from None
         cache_dir = global_cache_dir()
         cache_dir.mkdir(parents=True, exist_ok=True)
         _point(root / "lib", zig_lib_dir())
@@ -108,7 +134,5 @@ def build_dir() -> Iterator[Path]:
         workdir = root / "build"
         shutil.rmtree(workdir, ignore_errors=True)  # a build killed with its process leaves files behind
         workdir.mkdir()
-        try:
-            yield workdir
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        stack.callback(shutil.rmtree, workdir, ignore_errors=True)
+        yield workdir
