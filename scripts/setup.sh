@@ -20,6 +20,8 @@ apt_packages=(
   binaryen                               # wasm-opt for size reports
   libtinfo5 patchelf                     # wasmer's LLVM compiler needs libtinfo.so.5
   chromium                               # the browser for UI tests and the browser runtime
+  libjavascriptcoregtk-4.0-bin libmozjs-102-dev   # JavaScriptCore (jsc) and SpiderMonkey (js102) shells
+  wrk                                    # HTTP load generator for edge benchmarks
 )
 
 step_apt() {
@@ -82,7 +84,7 @@ step_npm() {
   if ! command -v npm >/dev/null; then
     say "npm not found: AssemblyScript stays unavailable (apt-get install npm)"; return 0
   fi
-  say "npm install (AssemblyScript) into tools/npm"
+  say "npm install (AssemblyScript, jco, componentize-js, workerd) into tools/npm"
   npm install --silent --no-audit --no-fund --prefix tools/npm >/dev/null 2>&1
   mark_done npm tools/npm/package.json
 }
