@@ -360,6 +360,9 @@ class ElsewherePlatform(Platform):
     def unavailable_reason(self) -> str | None:
         return self.reason
 
+    def check(self) -> None:
+        raise PlatformUnavailable(self.name, self.reason, f"{self.install}; then: {self.elsewhere()}")
+
     def elsewhere(self, path: str = "handler.wasm", port: int = 8080) -> str:
         """The command line for a machine that has the platform."""
         return " ".join(self.command(Path(path), port))
