@@ -3,9 +3,9 @@
 GET /any/path -> 200 "python: GET /any/path (N body bytes)"; /missing -> 404; an x-echo request header is echoed.
 """
 
+from componentize_py_types import Err, Ok
 from wit_world import exports
 from wit_world.imports import types
-from componentize_py_types import Err, Ok
 
 
 class IncomingHandler(exports.IncomingHandler):
