@@ -53,6 +53,7 @@ __all__ = [
     "free_port",
     "jco_script",
     "node_modules",
+    "node_program",
     "package_version",
 ]
 
@@ -157,6 +158,12 @@ def node_modules(package: str) -> Path | None:
         if cand and (Path(cand) / package / "package.json").is_file():
             return Path(cand) / package
     return None
+
+
+def node_program() -> str | None:
+    """node: $WASMLAB_NODE (as the node runtime reads it), else PATH; None when it is not a file."""
+    node = os.environ.get("WASMLAB_NODE") or shutil.which("node")
+    return node if node and Path(node).is_file() else None
 
 
 def jco_script() -> Path | None:
