@@ -44,6 +44,10 @@ def built(name: str, lang: str):
         return build(SNIPPETS / name, lang)
     except ToolchainUnavailable as exc:
         pytest.skip(str(exc))
+    except UsageError as exc:
+        if "no standard-handler build" not in str(exc):  # a language wasmlab.edge.build does not make yet
+            raise
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="session")
