@@ -355,7 +355,11 @@ def compare_platforms(
         platform = registry.get(name)
         reason = platform.unavailable_reason()
         if reason:
-            fix = platform.install if platform.installable else f"elsewhere: {platform.elsewhere(art.name + '.wasm')}"
+            fix = (
+                f"fix: {platform.install}"
+                if platform.installable
+                else f"elsewhere: {platform.elsewhere(art.name + '.wasm')}"
+            )
             skipped[name] = f"{reason}; {fix}"
             continue
         if progress is not None:
