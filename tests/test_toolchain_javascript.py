@@ -141,3 +141,16 @@ def test_starlingmonkey_command_refuses_imports() -> None:
     _need("starlingmonkey")
     with pytest.raises(CompileError, match=r"snippet\.js:2: a command's code runs inside wasi:cli/run"):
         wasmlab.compile("console.log(1)\nimport x from 'y'\n", "javascript", kind="command")
+
+
+def test_starlingmonkey_components_run_on_node_as_on_wasmtime(
+    starlingmonkey_library: wasmlab.Module, starlingmonkey_command: wasmlab.Module, cached_wasmtime
+) -> None:
+    if "node" not in available_runtimes(["node"], note=False):
+        pytest.skip("node is not available")
+    for name, args in [("fib", (20,)), ("add-two", (2, 3.5)), ("addTwo", (1, 1))]:
+        assert starlingmonkey_library.run("node", name, args).result == starlingmonkey_library.run(
+            cached_wasmtime, name, args
+        ).result
+    on_node = starlingmonkey_command.run("node")
+    assert (on_node.exit_code, on_node.output) == (0, "hello from js 42\n")
