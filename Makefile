@@ -16,8 +16,9 @@ lab: setup
 demo: setup
 	$(VENV)/bin/wasmlab demo
 
-lint: setup
+lint: setup  # style, then the import layers of pyproject.toml's [tool.importlinter] (the data path one way)
 	$(VENV)/bin/ruff check wasmlab tests benchmarks scripts ui-tests/*.py
+	$(VENV)/bin/lint-imports --no-cache
 
 test: setup lint
 	$(PY) -m pytest -q -ra

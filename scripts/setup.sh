@@ -36,8 +36,9 @@ step_apt() {
   fi
   say "apt-get install ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq >/dev/null || true
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  local wait=(-o DPkg::Lock::Timeout=900)  # another apt-get (or a second checkout's set-up) may hold the lock
+  apt-get "${wait[@]}" update -qq >/dev/null || true
+  apt-get "${wait[@]}" install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 pick_python() {

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError, WasmlabError
+from .runtimes.values import parse_cli_value
 
 SOURCE_HELP = "a .wasm module, or a source file to compile (.wat .c .cpp .zig .rs .go .ts .py)"
 
@@ -259,23 +260,6 @@ def cmd_runtimes(args: argparse.Namespace) -> int:
     return 0
 
 
-def _parse_value(text: str) -> Any:
-    """A command-line argument: an integer (also 0x..), a float, else JSON (lists, records, quoted strings,
-    true/false, for components), else the text itself as a string (for components' `string` parameters)."""
-    try:
-        return int(text, 0)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def _run_options(args: argparse.Namespace) -> dict[str, Any]:
     def pairs(items: list[str], what: str) -> dict[str, str]:
         out = {}
@@ -305,7 +289,7 @@ def _run_options(args: argparse.Namespace) -> dict[str, Any]:
 def _invocation(args: argparse.Namespace) -> tuple[str | None, tuple[Any, ...]]:
     if not args.invoke:
         return None, ()
-    return args.invoke[0], tuple(_parse_value(a) for a in args.invoke[1:])
+    return args.invoke[0], tuple(parse_cli_value(a) for a in args.invoke[1:])
 
 
 def cmd_run(args: argparse.Namespace) -> int:

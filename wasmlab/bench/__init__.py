@@ -20,7 +20,8 @@ and the private modules `_startup`, `_throughput`, `_crosscheck`, `_size`, `_swe
 Your own code (a Module, a .wasm or source path, source text): `subject` (what is measured: the module, the
 call, the source), `batch` (calls too short to time: the in-guest loop added to the module, host loops, the
 checksum of n calls), `native` (the same source built for this machine with a harness that calls F the same
-way), `_calls` (throughput of one call); `startup` and `size_vs_speed` take your code too.
+way), `_calls` (throughput of one call, and `throughput` itself, which hands the kernel suite to
+`_throughput`); `startup` and `size_vs_speed` take your code too.
 
 Everything heavy (pandas, numpy, plotly, engines) loads on first use: `import wasmlab.bench` is cheap.
 """
@@ -33,7 +34,7 @@ from typing import Any
 _EXPORTS = {
     "startup": "_startup",
     "StartupResult": "_startup",
-    "throughput": "_throughput",
+    "throughput": "_calls",
     "ThroughputResult": "_throughput",
     "ChecksumMismatch": "kernels",
     "crosscheck": "_crosscheck",

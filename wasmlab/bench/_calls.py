@@ -16,12 +16,16 @@ Every batch returns a checksum of every result (`batch.checksum`); before timing
 engine and the results must agree (and the native build's must equal them): any disagreement raises
 ChecksumMismatch (or, with `check=False`, is kept as `correct=False` and noted). The per-call overhead of the
 host (an empty call on the same engine) is measured apart and shown in its own table and figure.
+
+`throughput` (the public entry point) lives here: your own code comes here, the kernel suite goes to
+`_throughput.kernel_throughput` (which this module builds on, so that one imports nothing back).
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Sequence
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +33,14 @@ from ..errors import RuntimeUnavailable, UsageError, WasmlabError
 from ..runtimes import RunOptions
 from . import batch as B
 from . import env as envmod
-from ._throughput import OVERHEAD_COLUMNS, SAMPLE_COLUMNS, WARMUP_MS, ThroughputResult, call_overhead
+from ._throughput import (
+    OVERHEAD_COLUMNS,
+    SAMPLE_COLUMNS,
+    WARMUP_MS,
+    ThroughputResult,
+    call_overhead,
+    kernel_throughput,
+)
 from .kernels import TARGET_MS, ChecksumMismatch
 from .method import Clock, Plan, Progress, call_ms, interleaved, resolve, runtime_list
 
@@ -127,6 +138,43 @@ def calibrate(runner: Runner, target_ms: float) -> int:
             break
         n = min(limit, max(n * 2, int(n * target_ms / max(ms, target_ms / 1000) / 2)))
     return max(1, min(limit, round(n * target_ms / max(ms, 1e-6))))
+
+
+def throughput(
+    what: Any = None,
+    invoke: Any = None,
+    args: Sequence[Any] = (),
+    *,
+    runtimes: str | list[str] | None = None,
+    kernels: str | list[str] | None = None,
+    native: bool | None = None,
+    batch: str = "auto",
+    lang: str | None = None,
+    opt: str = "O2",
+    **options: Any,
+) -> ThroughputResult:
+    """Throughput on each runtime against a native baseline, of your own code or of the kernel suite.
+
+    Your own code: `throughput(module, "f", args, runtimes=...)`, `module` a Module, a .wasm or source path,
+    or source text (with `lang=`): the time per call of f(*args) on each engine, batched (`batch`: "auto",
+    "guest", "host"), results checked equal, against the same source built natively when it is C, C++, Rust,
+    Zig or Go (`native`: None when possible, True required, False never). See `_calls` for the method;
+    `options`: target_ms, check, overhead and the sampling keywords.
+
+    The suite: `throughput(runtimes, kernels, ...)` (positional, as always, or keywords): see
+    `kernel_throughput`.
+    """
+    from .subject import Subject, is_subject
+
+    if is_subject(what):
+        subject = Subject.make(what, invoke, args, lang=lang, opt=opt)
+        return call_throughput(subject, runtimes, native=native, batch=batch, **options)
+    if what is not None and runtimes is not None:
+        raise UsageError("runtimes given twice: pass them positionally or as runtimes=, not both")
+    if args or native is not None or batch != "auto" or lang is not None:
+        raise UsageError("args, native, batch and lang are for your own code: pass the module first")
+    names = invoke if invoke is not None else kernels
+    return kernel_throughput(what if what is not None else runtimes, names, opt=opt, **options)
 
 
 def call_throughput(

@@ -11,23 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import UsageError, WasmlabError
 from .results import BenchResult, frame_to_obj, table_html
 
 CLUSTER_TIMEOUT = 3600.0  # seconds the whole matrix may take on the cluster
-
-
-def _suite_on_this_worker(options: dict[str, Any], after: Any = None) -> dict[str, Any]:
-    """Run on a worker: the local suite, as plain data, labelled with where it ran (`after` orders the runs)."""
-    from distributed import get_worker
-
-    from ._suite import suite
-
-    data = suite(**options, progress=False).to_dict()
-    data["host"], data["worker"] = socket.gethostname(), get_worker().address
-    return data
 
 
 class ClusterSuiteResult(BenchResult):
@@ -103,12 +93,20 @@ class ClusterSuiteResult(BenchResult):
         return f"<ClusterSuiteResult {len(self.hosts)} host(s), {len(self.table)} samples>"
 
 
-def suite_on_cluster(client: Any, options: dict[str, Any], per: str = "host", timeout: float = CLUSTER_TIMEOUT):
-    """`suite(**options)` on the workers of `client`'s cluster, one run per host (or per worker)."""
+def suite_on_cluster(
+    client: Any,
+    options: dict[str, Any],
+    run: Callable[[dict[str, Any], Any], dict[str, Any]],
+    per: str = "host",
+    timeout: float = CLUSTER_TIMEOUT,
+):
+    """`run(options, after)` (the local suite as plain data, labelled with its host and worker; `_suite` passes
+    it, so this module does not import the suite back) on the workers of `client`'s cluster, one run per host (or
+    per worker)."""
     if per not in ("host", "worker"):
         raise UsageError(f"per={per!r}: run the matrix once per 'host' or once per 'worker'")
     with client.as_current():  # futures passed between tasks belong to this client, default or not
-        hosts, notes = _run_everywhere(client, options, per, timeout)
+        hosts, notes = _run_everywhere(client, options, run, per, timeout)
     env = {
         "scheduler": client.scheduler.address,
         "per": per,
@@ -118,7 +116,7 @@ def suite_on_cluster(client: Any, options: dict[str, Any], per: str = "host", ti
     return ClusterSuiteResult(hosts, env, dict(options, per=per), notes)
 
 
-def _run_everywhere(client: Any, options: dict[str, Any], per: str, timeout: float):
+def _run_everywhere(client: Any, options: dict[str, Any], run: Callable, per: str, timeout: float):
     from distributed import wait
 
     names = client.run(socket.gethostname)  # worker address -> host name
@@ -132,7 +130,7 @@ def _run_everywhere(client: Any, options: dict[str, Any], per: str, timeout: flo
         previous = None
         for address in addresses if per == "worker" else addresses[:1]:
             previous = client.submit(
-                _suite_on_this_worker, options, previous,
+                run, options, previous,
                 workers=[address], allow_other_workers=False, pure=False, retries=0,
             )
             futures.append(previous)

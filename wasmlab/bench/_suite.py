@@ -3,6 +3,7 @@ runtime, as one result with one report. Optional parts: "size" and "sweep"."""
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -134,12 +135,12 @@ def suite(
             "crosscheck_kernel": crosscheck_kernel, "native_extra": tuple(native_extra),
             **{k: v for k, v in sampling.items() if k != "progress"},
         }
-        return suite_on_cluster(client, options, per=per)
+        return suite_on_cluster(client, options, _suite_on_this_worker, per=per)
     from ._crosscheck import crosscheck
     from ._size import size_vs_speed
     from ._startup import startup
     from ._sweep import sweep
-    from ._throughput import throughput
+    from ._throughput import kernel_throughput
 
     chosen = [include] if isinstance(include, str) else list(include)
     chosen = [s.strip() for part in chosen for s in part.split(",") if s.strip()]
@@ -151,7 +152,7 @@ def suite(
     env = envmod.snapshot([])
     runs = {
         "startup": lambda: startup(runtimes, opt=opt, **sampling),
-        "throughput": lambda: throughput(runtimes, kernels, opt=opt, native_extra=native_extra, **sampling),
+        "throughput": lambda: kernel_throughput(runtimes, kernels, opt=opt, native_extra=native_extra, **sampling),
         "crosscheck": lambda: crosscheck(crosscheck_kernel, opt=opt, **sampling),
         "size": lambda: size_vs_speed(**sampling),
         "sweep": lambda: sweep(kernels=kernels, opt=opt, quick=plan.quick, seed=plan.seed, progress=plan.progress),
@@ -192,3 +193,13 @@ def suite(
     notes = ["interrupted by Ctrl-C: partial results"] if interrupted else []
     notes += [f"{name}: {note}" for name, part in parts.items() for note in part.notes]
     return SuiteResult(parts, env, params, notes, interrupted)
+
+
+def _suite_on_this_worker(options: dict[str, Any], after: Any = None) -> dict[str, Any]:
+    """Run on a cluster's worker: the local suite, as plain data, labelled with where it ran (`after` orders
+    the runs)."""
+    from distributed import get_worker
+
+    data = suite(**options, progress=False).to_dict()
+    data["host"], data["worker"] = socket.gethostname(), get_worker().address
+    return data

@@ -17,7 +17,7 @@ from ..errors import WasmlabError
 from ..module import Module
 from ..runtimes import RunOptions
 from . import env as envmod
-from ._throughput import throughput
+from ._throughput import kernel_throughput
 from .figures import fuel_figure, scaling_figure, tiers_figure
 from .generate import module_bytes
 from .kernels import (
@@ -319,7 +319,7 @@ def sweep(
                 )
                 bar.update(sweep="tiers")
             bar.close()  # throughput shows its own bar
-            run = throughput(labels, names, opt=opt, iterations=counts, overhead=False, **plan.sampling())
+            run = kernel_throughput(labels, names, opt=opt, iterations=counts, overhead=False, **plan.sampling())
             tables["tiers_run"] = run.table
             notes += [f"tiers: {n}" for n in run.notes]
             interrupted = interrupted or run.interrupted

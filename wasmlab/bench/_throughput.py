@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
 from ..runtimes import RunOptions
 from . import env as envmod
 from .figures import call_figure, overhead_figure, ratio_figure, throughput_figure
@@ -43,7 +41,7 @@ if TYPE_CHECKING:
 
     from .method import Sampling
 
-__all__ = ["ChecksumMismatch", "ThroughputResult", "kernel_throughput", "summarise_throughput", "throughput"]
+__all__ = ["ChecksumMismatch", "ThroughputResult", "kernel_throughput", "summarise_throughput"]
 
 # Interpreters run ~10-30x slower than native: fewer iterations per call (per-op times stay comparable) and
 # fewer samples, so the suite fits its time budget.
@@ -241,45 +239,6 @@ def call_overhead(label: str, inst, batches: int, batch: int, probe: str = PROBE
             }
         )
     return rows
-
-
-def throughput(
-    what: Any = None,
-    invoke: Any = None,
-    args: Sequence[Any] = (),
-    *,
-    runtimes: str | list[str] | None = None,
-    kernels: str | list[str] | None = None,
-    native: bool | None = None,
-    batch: str = "auto",
-    lang: str | None = None,
-    opt: str = "O2",
-    **options: Any,
-) -> ThroughputResult:
-    """Throughput on each runtime against a native baseline, of your own code or of the kernel suite.
-
-    Your own code: `throughput(module, "f", args, runtimes=...)`, `module` a Module, a .wasm or source path,
-    or source text (with `lang=`): the time per call of f(*args) on each engine, batched (`batch`: "auto",
-    "guest", "host"), results checked equal, against the same source built natively when it is C, C++, Rust,
-    Zig or Go (`native`: None when possible, True required, False never). See `_calls` for the method;
-    `options`: target_ms, check, overhead and the sampling keywords.
-
-    The suite: `throughput(runtimes, kernels, ...)` (positional, as always, or keywords): see
-    `kernel_throughput`.
-    """
-    from .subject import Subject, is_subject
-
-    if is_subject(what):
-        from ._calls import call_throughput
-
-        subject = Subject.make(what, invoke, args, lang=lang, opt=opt)
-        return call_throughput(subject, runtimes, native=native, batch=batch, **options)
-    if what is not None and runtimes is not None:
-        raise UsageError("runtimes given twice: pass them positionally or as runtimes=, not both")
-    if args or native is not None or batch != "auto" or lang is not None:
-        raise UsageError("args, native, batch and lang are for your own code: pass the module first")
-    names = invoke if invoke is not None else kernels
-    return kernel_throughput(what if what is not None else runtimes, names, opt=opt, **options)
 
 
 def kernel_throughput(

@@ -93,10 +93,10 @@ def _own_code(args: argparse.Namespace) -> dict[str, Any] | None:
         raise UsageError(f"bench {args.what} runs the lab's own code: your module goes to bench startup or throughput")
     if args.kernels:
         raise UsageError("--kernels is for the kernel suite, not for your module")
-    from ..cli import _parse_value
+    from ..runtimes.values import parse_cli_value
 
     invoke = args.invoke[0] if args.invoke else None
-    values = tuple(_parse_value(a) for a in (args.invoke or [])[1:])
+    values = tuple(parse_cli_value(a) for a in (args.invoke or [])[1:])
     if args.what == "throughput" and invoke is None:
         raise UsageError("bench throughput FILE needs --invoke F ARGS: the call to time")
     if args.what == "throughput":

@@ -22,6 +22,8 @@ The pieces, each one file:
     http       a minimal HTTP/1.1 on asyncio streams (server and client halves)
     server     EdgeServer: routes, hot swap, simulated network delay, origins, stats
     loadgen    load(), benchmark(), compare_urls(): LoadReport / LoadComparison (DataFrames, plotly figures)
+    platforms/ edge platforms by name (wasmlab, workerd, jco; wasmtime-serve, spin, fastly listed), each a process
+    compare    compare_platforms(): one handler on several platforms, agreement and speed (PlatformComparison)
     cli        `wasmlab edge serve` and `wasmlab edge load`
 """
 
@@ -46,6 +48,8 @@ _EXPORTS = {
     "deploy": "strategies",
     "Handler": "handler",
     "compile_handler": "handler",
+    "PlatformComparison": "compare",
+    "compare_platforms": "compare",
     "LoadComparison": "loadgen",
     "LoadReport": "loadgen",
     "benchmark": "loadgen",
@@ -66,10 +70,12 @@ __all__ = [
     "LoadComparison",
     "LoadReport",
     "Outcome",
+    "PlatformComparison",
     "Request",
     "Response",
     "Route",
     "benchmark",
+    "compare_platforms",
     "compare_urls",
     "compile_handler",
     "decode_response",
@@ -81,6 +87,7 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .abi import ABI_VERSION, BadResponse, Request, Response, decode_response, encode_request, helper_source
+    from .compare import PlatformComparison, compare_platforms
     from .handler import Handler, compile_handler
     from .loadgen import LoadComparison, LoadReport, benchmark, compare_urls, load
     from .server import EdgeServer, Route

@@ -3,6 +3,8 @@
 wasmlab edge serve hello.c --route /hello --strategy pooled --port 8080 --runtime wasmtime
 wasmlab edge serve /hello=hello.c /echo=echo.rs --origin /far=80      (several routes, a slow origin)
 wasmlab edge load http://127.0.0.1:8080/hello --requests 2000 --concurrency 8 --rate 200 --json
+wasmlab edge serve hello.wasm --platform workerd --port 8787          (one edge platform, in the foreground)
+wasmlab edge compare hello.wasm --platforms wasmlab,workerd,jco --requests 2000 [--rate R] [--json]
 """
 
 from __future__ import annotations
@@ -53,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--lang", help="source language (default: from the file extension)")
     p.add_argument("--kind", choices=("library", "command"), default="library", help="library: alloc/handle ABI")
     p.add_argument("--duration", type=float, help="stop after this many seconds (default: run until Ctrl-C)")
+    p.add_argument(
+        "--platform",
+        default="wasmlab",
+        metavar="PLATFORM",
+        help="the edge platform: wasmlab (default), workerd, jco (`wasmlab edge compare --list` shows all)",
+    )
 
     p = subcommand("load", "send a bounded load to a loopback URL; report requests/s and latency percentiles")
     p.add_argument("url", help="http://127.0.0.1:PORT/path (loopback only)")
@@ -67,8 +75,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=int, default=0, help="requests sent first and not counted")
     p.add_argument("--records", action="store_true", help="with --json: include every request's record")
 
+    p = subcommand("compare", "serve one handler on several edge platforms: agreement, cold start, req/s, latency, RSS")
+    p.add_argument("handler", metavar="HANDLER", nargs="?", help="a component .wasm, or handler source")
+    p.add_argument("--platforms", default="wasmlab,workerd,jco", help="comma-separated (default wasmlab,workerd,jco)")
+    p.add_argument("--requests", "-n", type=int, default=2000, help="at most this many requests each (default 2000)")
+    p.add_argument("--rate", type=float, help="open loop at this many requests/s (default: closed loop)")
+    p.add_argument("--concurrency", "-c", type=int, default=8, help="connections (default 8)")
+    p.add_argument("--duration", type=float, default=10.0, help="at most this many seconds of load each (default 10)")
+    p.add_argument("--tool", choices=("auto", "wrk", "python"), default="auto", help="load tool (default: wrk if any)")
+    p.add_argument("--lang", help="source language (default: from the file extension)")
+    p.add_argument("--list", action="store_true", help="list the platforms, what they need, and stop")
+
 
 def run(args: argparse.Namespace) -> int:
+    if args.edge_command == "compare":
+        return _compare(args)
+    if args.edge_command == "serve" and args.platform != "wasmlab":
+        return _serve_platform(args)
     if args.edge_command == "serve":
         return _serve(args)
     return _load(args)
@@ -204,3 +227,92 @@ def _load(args: argparse.Namespace) -> int:
         for error in s["errors"]:
             print(f"error: {error}", file=sys.stderr)
     return 1 if data["failed"] else 0
+
+
+def _serve_platform(args: argparse.Namespace) -> int:
+    """`serve --platform P`: start that platform's process on the handler and wait (Ctrl-C or --duration stops)."""
+    import time
+
+    from .platforms import get
+
+    if len(args.handlers) != 1 or "=" in args.handlers[0]:
+        raise UsageError(f"--platform {args.platform} serves one HANDLER (a component .wasm or source), not routes")
+    platform = get(args.platform)
+    server = platform.start(args.handlers[0], args.port, lang=args.lang)
+    info = {"platform": platform.name, "url": server.url, "pid": server.pid, "cold_start_s": server.cold_start_s}
+    info["sha256"] = server.sha256
+    if getattr(args, "json", False):
+        print(json.dumps(info), flush=True)
+    else:
+        print(
+            f"{platform.title} serving on {server.url} (pid {server.pid}, first answer after "
+            f"{server.cold_start_s:.3f} s; Ctrl-C stops)",
+            flush=True,
+        )
+    _stop_on_sigterm()
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            deadline = time.monotonic() + args.duration if args.duration else None
+            while server.alive() and (deadline is None or time.monotonic() < deadline):
+                time.sleep(0.2)
+    finally:
+        code = server.stop()
+    if code not in (0, None, -15) and not getattr(args, "json", False):
+        print(server.stderr_tail(5), file=sys.stderr, end="")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .compare import compare_platforms
+    from .platforms import list_platforms
+
+    if args.list:
+        table = list_platforms(args.handler or "handler.wasm")
+        if getattr(args, "json", False):
+            print(json.dumps(_clean_rows(table.to_dict("records"))))
+        else:
+            for row in table.to_dict("records"):
+                state = row["version"] or "available" if row["available"] else row["reason"]
+                print(f"{row['platform']:15} {state}")
+                print(
+                    f"{'':15} {'run elsewhere: ' + row['command'] if row['command'] else 'get it: ' + row['install']}"
+                )
+        return 0
+    if not args.handler:
+        raise UsageError("compare needs a HANDLER (a component .wasm, or handler source)")
+    progress = None if getattr(args, "json", False) else (lambda name: print(f"[{name}]", file=sys.stderr, flush=True))
+    result = compare_platforms(
+        args.handler,
+        args.platforms,
+        requests=args.requests,
+        rate=args.rate,
+        concurrency=args.concurrency,
+        duration=args.duration,
+        tool=args.tool,
+        lang=args.lang,
+        progress=progress,
+    )
+    if getattr(args, "json", False):
+        print(json.dumps(result.to_dict(), default=str))
+        return 0 if result.agree else 1
+    meta = result.meta
+    print(
+        f"{meta['handler']} ({meta['bytes']:,} B, sha256 {meta['sha256'][:16]}), {meta['tool']} load: "
+        f"{meta['requests']} requests max, {meta['concurrency']} connections, {meta['duration_s']:g} s max"
+        + (f", {meta['rate']:g}/s" if meta["rate"] else "")
+    )
+    columns = ("platform", "sha256", "cold_start_s", "requests", "errors", "rps", "p50_ms", "p90_ms", "p99_ms")
+    columns += ("rss_mib", "agrees")
+    print(" | ".join(columns))
+    for row in result.rows:
+        print(" | ".join(f"{row[c]:.3f}" if isinstance(row[c], float) else str(row[c]) for c in columns))
+    for d in result.disagreements:
+        print(
+            f"DISAGREE {d['probe']}: {d['platform']} vs {d['reference']} in {d['differs_in']}: "
+            f"got {d['got']}, expected {d['expected']}"
+        )
+    for name, why in result.skipped.items():
+        print(f"skipped {name}: {why}", file=sys.stderr)
+    if result.agree:
+        print(f"all {len(result.rows)} platforms agree on all {meta['probes']} probes")
+    return 0 if result.agree else 1

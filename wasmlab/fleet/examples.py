@@ -66,6 +66,6 @@ FLAGS = ("-Wl,-z,stack-size=4096",)
 
 def build(source: str, name: str = "rules"):
     """Compile one of these sources (or yours) the way the fleet's examples are built: C, -Oz, a small stack."""
-    from .. import compile
+    from ..build import compile
 
     return compile(source, "c", name=name, opt="Oz", flags=list(FLAGS))

@@ -53,7 +53,7 @@ def load_source(
 ) -> Module:
     """A Module from a Module, a .wasm/.wat file, or a source file to compile (a .py with `wit` builds a
     component of that world; without it, componentize-py's world from the annotations)."""
-    import wasmlab
+    from .. import build
 
     if isinstance(source, Module):
         return source
@@ -61,12 +61,12 @@ def load_source(
     if not path.is_file():
         raise UsageError(f"no such file: {path}")
     if path.suffix in MODULE_SUFFIXES and not lang:
-        return wasmlab.load(path)
+        return build.load(path)
     options = {}
     if wit is not None:
         wit_text = Path(wit).read_text(encoding="utf-8") if Path(str(wit)).is_file() else str(wit)
         options = {"wit": wit_text, "world": world}
-    return wasmlab.compile(path, lang, **options)
+    return build.compile(path, lang, **options)
 
 
 def serve(

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import ast
 import ctypes
+import json
 import operator
 from collections.abc import Iterable
 from typing import Any
 
 from ..errors import UsageError
 
-__all__ = ["as_tuple", "coerce_args", "parse_value"]
+__all__ = ["as_tuple", "coerce_args", "parse_cli_value", "parse_value"]
 
 
 def parse_value(text: str) -> Any:
@@ -23,6 +24,23 @@ def parse_value(text: str) -> Any:
         pass
     try:
         return float(text)
+    except ValueError:
+        return text
+
+
+def parse_cli_value(text: str) -> Any:
+    """A command-line argument: an integer (also 0x..), a float, else JSON (lists, records, quoted strings,
+    true/false, for components), else the text itself as a string (for components' `string` parameters)."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return json.loads(text)
     except ValueError:
         return text
 
