@@ -148,7 +148,7 @@ def test_starlingmonkey_components_run_on_node_as_on_wasmtime(
 ) -> None:
     if "node" not in available_runtimes(["node"], note=False):
         pytest.skip("node is not available")
-    for name, args in [("fib", (20,)), ("add-two", (2, 3.5)), ("addTwo", (1, 1))]:
+    for name, args in [("fib", (20,)), ("add-two", (2, 3.5))]:
         assert starlingmonkey_library.run("node", name, args).result == starlingmonkey_library.run(
             cached_wasmtime, name, args
         ).result

@@ -134,7 +134,18 @@ def run_component(runtime: NodeRuntime, module: Module, options: RunOptions) -> 
         result.exit_code = int(answer["exit"])
     else:
         result.result = _decode(answer.get("result"))
+        if type(result.result) is int and _float_result(module, options.invoke):
+            result.result = float(result.result)  # JSON has one number type: f64 results stay floats
     return result
+
+
+def _float_result(module: Module, name: str) -> bool:
+    """Whether world-level export `name` returns f32 or f64 (as wasmtime returns it: a float)."""
+    wanted = {name, name.replace("_", "-")}
+    for item in module.component_items()["exports"]:
+        if item["kind"] == "func" and item["name"] in wanted:
+            return item["type"].replace(" ", "").endswith(("->f64", "->f32"))
+    return False
 
 
 def _decode(value: Any) -> Any:
