@@ -172,7 +172,7 @@ def bench_platforms(args: argparse.Namespace) -> None:
     """Every platform on one handler, same tool and load; the lab's ratios to workerd."""
     from wasmlab.edge import build, compare_platforms
 
-    handler = build(args.handler) if args.handler else build(HANDLER, "c")
+    handler = build(args.handler) if args.handler else build(HANDLER, "c", name="hello")
     runs: dict[str, list[dict[str, Any]]] = {}
     skipped: dict[str, str] = {}
     tool = ""

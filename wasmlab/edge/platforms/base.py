@@ -238,7 +238,7 @@ class Server:
     def stderr_tail(self, lines: int = 20) -> str:
         """The last `lines` lines the process wrote (stderr and stdout go to one log)."""
         if self.log is None or not self.log.is_file():
-            return ""
+            return "".join(self.extra.get("log_tail", [])[-lines:])
         with self.log.open(errors="replace") as f:
             return "".join(deque(f, maxlen=lines))
 
@@ -253,6 +253,9 @@ class Server:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.pid, signal.SIGKILL)
                 self.process.wait(STOP_GRACE)
+        if self.workdir.is_dir():  # keep the last lines of its log, drop the folder the lab made for it
+            self.extra["log_tail"] = self.stderr_tail(50).splitlines(keepends=True)
+            shutil.rmtree(self.workdir, ignore_errors=True)
         return self.process.returncode
 
     def __enter__(self) -> Server:
