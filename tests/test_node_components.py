@@ -64,7 +64,7 @@ def test_compare_of_a_component_covers_wasmtime_and_node(calc: wasmlab.Module) -
 
 
 def test_what_node_cannot_do_with_a_component_says_so(calc: wasmlab.Module) -> None:
-    with pytest.raises(UsageError, match="no function .nope."):
+    with pytest.raises(UsageError, match=r"no function .nope."):
         calc.run("node", "nope", ())
     with pytest.raises(RuntimeUnavailable, match="use run"):
         calc.instantiate("node")
