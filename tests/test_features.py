@@ -35,7 +35,7 @@ def test_known_facts_of_these_engines() -> None:
     assert table["node"]["SIMD"] and not table["node"]["GC"] and not table["node"]["memory64"]
     assert table["spidermonkey"]["SIMD"] and not table["spidermonkey"]["tail calls"]
     assert table["jsc"]["tail calls"] and table["jsc"]["GC"]
-    for spec in ("node", "jsc", "spidermonkey"):  # the JS engines run no components, but WASI p1 through the shim
+    for spec in ("jsc", "spidermonkey"):  # the shells run no components, but WASI p1 through the worker's shim
         assert table[spec]["components"] is False and table[spec]["WASI p1"] is True
         assert table[spec]["WASI p2"] is False
     assert all(table[spec]["multi-value"] and table[spec]["bulk memory"] for spec in table)

@@ -1,8 +1,9 @@
 """Which WebAssembly proposals each engine and tier runs, measured here: each feature's detection module from
 npm `wasm-feature-detect` (its own bytes, recorded by `scripts/feature_modules.mjs` into
 `data/feature_modules.json`) is compiled and instantiated on the engine; it runs -> True, the engine rejects it
--> False. Components: an empty component instantiates; WASI preview 1: a command writes to stdout; WASI preview 2 (it
-exists only as components): the preview 1 command made a component by `jco new --wasi-command` prints. None:
+-> False. Components: the WASI p2 component below runs, or an empty component instantiates; WASI preview 1:
+a command writes to stdout; WASI preview 2 (it exists only as components): that command made a component by
+`jco new --wasi-command` prints. None:
 this engine cannot be asked (wasmer-sdk runs WASI commands only, it keeps no instances; wasm3 compiles each
 function on its first call, so loading a detection module proves nothing).
 
@@ -114,6 +115,8 @@ def probe(spec: str, feature: str) -> bool | None:
     if feature == "components":
         if "components" not in get_runtime(spec).capabilities:  # refused before anything runs, on every engine
             return False
+        if probe(spec, "WASI p2"):  # engines that run components but keep no component instances (node)
+            return True
         return _runs(spec, Module(EMPTY_COMPONENT, name="component"), bodies=False)
     if feature == "WASI p1":
         try:
@@ -121,7 +124,7 @@ def probe(spec: str, feature: str) -> bool | None:
         except (RuntimeUnavailable, InvalidModule):
             return False
     # WASI p2 exists only as components: an engine without them has no p2
-    if not probe(spec, "components"):
+    if "components" not in get_runtime(spec).capabilities:
         return False
     component = _wasi_p2_component()
     if component is None:
