@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def build_options(p: argparse.ArgumentParser, kind: str | None = "library") -> None:
         p.add_argument("--lang", help="source language (default: from the file extension)")
+        p.add_argument("--toolchain", help="where a language has several (js: starlingmonkey, quickjs)")
         p.add_argument("--kind", choices=("library", "command"), default=kind, help="what to build")
         p.add_argument("-O", dest="opt", default="O2", help="optimisation level: 0 1 2 3 s z (default 2)")
         p.add_argument("--no-strip", action="store_true", help="keep DWARF and other custom sections")
@@ -56,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
 
     command("toolchains", "list the languages and whether their compilers are installed")
     command("runtimes", "list the runtimes and whether they are installed")
+    p = command("features", "which Wasm proposals each engine and tier runs, measured with detection modules")
+    p.add_argument("--runtimes", help="comma-separated engines or name:variant (default: every engine and tier here)")
 
     p = command("run", "run a module on one runtime")
     p.add_argument("source", help=SOURCE_HELP)
@@ -135,6 +138,7 @@ def _module(args: argparse.Namespace, default_kind: str = "library"):
         opt=args.opt,
         strip=not args.no_strip,
         lto=args.lto,
+        toolchain=args.toolchain,
         use_cache=not args.no_cache,
     )
 
@@ -214,6 +218,7 @@ def cmd_toolchains(args: argparse.Namespace) -> int:
     data = [
         {
             "lang": r.lang,
+            "toolchain": r.toolchain,
             "available": r.available,
             "version": r.version,
             "reason": r.reason,
@@ -224,7 +229,7 @@ def cmd_toolchains(args: argparse.Namespace) -> int:
         for r in rows
     ]
     text = "\n".join(
-        f"{'ok ' if r.available else 'no '} {r.lang:<15} "
+        f"{'ok ' if r.available else 'no '} {(r.lang + (f' ({r.toolchain})' if r.toolchain else '')):<28} "
         + (r.version if r.available else f"{r.reason} (install: {r.install})")
         for r in rows
     )
@@ -249,11 +254,26 @@ def cmd_runtimes(args: argparse.Namespace) -> int:
         for r in rows
     ]
     text = "\n".join(
-        f"{'ok ' if r.available else 'no '} {r.name:<11} "
+        f"{'ok ' if r.available else 'no '} {r.name:<12} "
         + (f"{r.version}  [{', '.join(r.capabilities)}]" if r.available else f"{r.reason} (install: {r.install})")
         for r in rows
     )
     _emit(args, data, text)
+    return 0
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from .features import FEATURES, detect
+
+    specs = [s.strip() for s in args.runtimes.split(",") if s.strip()] if args.runtimes else None
+    table = detect(specs)
+    marks = {True: "yes", False: "no", None: "-"}
+    width = max(len(spec) for spec in table) if table else 8
+    lines = [" " * width + "  " + "  ".join(f"{f:<3}" for f in FEATURES)]
+    for spec, row in table.items():
+        cells = "  ".join(f"{marks[row[f]]:<{max(3, len(f))}}" for f in FEATURES)
+        lines.append(f"{spec:<{width}}  {cells}")
+    _emit(args, table, "\n".join(lines) + "\n(- : this engine cannot be asked; see wasmlab.features)")
     return 0
 
 
@@ -376,6 +396,7 @@ COMMANDS = {
     "inspect": cmd_inspect,
     "toolchains": cmd_toolchains,
     "runtimes": cmd_runtimes,
+    "features": cmd_features,
     "run": cmd_run,
     "compare": cmd_compare,
     "demo": cmd_demo,
