@@ -107,6 +107,15 @@ def test_an_uninstallable_platform_says_why_and_what_to_run_elsewhere(empty_comp
     assert done.stderr.count("\n") == 1 and "viceroy serve --addr 127.0.0.1:" in done.stderr, done.stderr
 
 
+def test_a_missing_platform_is_skipped_with_its_reason(empty_component, monkeypatch):
+    monkeypatch.setenv("WASMLAB_NODE", "/nonexistent/node")  # how the tutorials' degrade test hides node
+    result = compare_platforms(empty_component, "jco,workerd,spin", requests=1, duration=1)
+    assert result.rows == [] and not result.agree
+    assert result.skipped["jco"].startswith("node is not installed") and "fix: make setup" in result.skipped["jco"]
+    assert result.skipped["workerd"].startswith("node is not installed")
+    assert "elsewhere: spin up --from empty.wasm" in result.skipped["spin"]
+
+
 def test_a_failing_platform_surfaces_its_stderr_in_one_line(empty_component):
     need("jco")
     with pytest.raises(PlatformFailed) as info:
