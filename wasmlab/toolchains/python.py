@@ -245,10 +245,11 @@ def _wit_type(node: ast.expr | None, *, result: bool = False) -> str | None:
             return None
         raise _Unsupported("None")
     if isinstance(node, ast.Constant) and isinstance(node.value, str):  # "int": a string annotation
+        text = node.value
         try:
-            node = ast.parse(node.value, mode="eval").body
+            node = ast.parse(text, mode="eval").body
         except SyntaxError:
-            raise _Unsupported(repr(node.value)) from None
+            raise _Unsupported(repr(text)) from None
         return _wit_type(node, result=result)
     name = _dotted_tail(node)
     if name in _WIT_SCALARS:

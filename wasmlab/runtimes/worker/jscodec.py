@@ -97,7 +97,7 @@ def frame_names(module: Module, frames: list[dict[str, Any]], shift: tuple[int, 
     out = []
     for frame in frames:
         index = frame.get("index")
-        name = frame.get("name") or names.get(index) or f"func[{index}]"
+        name = frame.get("name") or (names.get(index) if isinstance(index, int) else None) or f"func[{index}]"
         if prefix and name.startswith(prefix):  # V8 writes "module.function" when the module has a name
             name = name[len(prefix) :]
         offset = frame.get("offset", 0)
