@@ -29,7 +29,7 @@ test: setup lint
 	bash scripts/binder_check.sh
 
 fuzz: setup
-	$(PY) scripts/fuzz.py
+	$(PY) -m tests.fuzz
 
 binder-check:
 	bash scripts/binder_check.sh
