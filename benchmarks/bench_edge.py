@@ -10,6 +10,14 @@ strategy itself, with the instantiation a fresh instance pays on every request a
     .venv/bin/python benchmarks/bench_edge.py                              # every available runtime
     .venv/bin/python benchmarks/bench_edge.py --runtimes wasmtime --duration 10 --rate 200 --json
     .venv/bin/python benchmarks/bench_edge.py --execution inline           # guests on the event loop
+
+Platforms (`--platforms`): the same standard wasi:http handler (HANDLER through `wasmlab.edge.build`, or
+`--handler FILE`) on each edge platform, each a process on loopback, the same load tool (wrk where installed)
+and the same offered load; the lab's own platform's requests/s and p99 are reported as ratios to workerd's
+(goal: at least 0.5x workerd's requests/s, p99 within 2x). `--rounds` repeats the whole set, alternating, and
+reports the median of each figure, so a noisy neighbour hits every platform alike.
+
+    .venv/bin/python benchmarks/bench_edge.py --platforms wasmlab,workerd,jco --duration 10 --rounds 3
 """
 
 from __future__ import annotations
@@ -98,7 +106,13 @@ def main() -> None:
     parser.add_argument("--client", choices=("process", "thread"), default="process")
     parser.add_argument("--serve-samples", type=int, default=2000, help="in-process serve() samples (0: skip)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--platforms", help="compare edge platforms instead, e.g. wasmlab,workerd,jco")
+    parser.add_argument("--handler", help="with --platforms: a handler file (default: HANDLER, C with the helper)")
+    parser.add_argument("--requests", type=int, default=100_000, help="with --platforms: cap per run")
+    parser.add_argument("--rounds", type=int, default=1, help="with --platforms: repeat, report medians")
     args = parser.parse_args()
+    if args.platforms:
+        return bench_platforms(args)
 
     available = {r.name for r in list_runtimes() if r.available}
     runtimes = [r for r in args.runtimes.split(",") if r]
@@ -150,6 +164,69 @@ def main() -> None:
     if costs:
         print("\nDeployment.serve in process (no HTTP): ms per request")
         print(markdown(costs, list(costs[0])))
+    for name, why in skipped.items():
+        print(f"skipped {name}: {why}")
+
+
+def bench_platforms(args: argparse.Namespace) -> None:
+    """Every platform on one handler, same tool and load; the lab's ratios to workerd."""
+    from wasmlab.edge import build, compare_platforms
+
+    handler = build(args.handler) if args.handler else build(HANDLER, "c", name="hello")
+    runs: dict[str, list[dict[str, Any]]] = {}
+    skipped: dict[str, str] = {}
+    tool = ""
+    for round_ in range(args.rounds):
+        result = compare_platforms(
+            handler,
+            args.platforms,
+            requests=args.requests,
+            concurrency=args.concurrency,
+            duration=args.duration,
+            warmup=200,
+            progress=lambda name, r=round_: print(f"[round {r + 1}] {name}", file=sys.stderr, flush=True),
+        )
+        assert result.agree, f"the platforms disagree: {result.disagreements}"
+        tool = result.meta["tool"]
+        skipped |= result.skipped
+        for row in result.rows:
+            runs.setdefault(row["platform"], []).append(row)
+    figures = ("cold_start_s", "rps", "p50_ms", "p90_ms", "p99_ms", "rss_mib", "errors")
+    rows = [
+        {"platform": name, "rounds": len(rs), **{f: statistics.median(r[f] for r in rs) for f in figures}}
+        for name, rs in runs.items()
+    ]
+    by = {row["platform"]: row for row in rows}
+    ratios = {}
+    if "wasmlab" in by and "workerd" in by:
+        lab, cf = by["wasmlab"], by["workerd"]
+        ratios = {
+            "rps_ratio": lab["rps"] / cf["rps"],
+            "p99_ratio": lab["p99_ms"] / cf["p99_ms"],
+            "goal_rps": lab["rps"] >= 0.5 * cf["rps"],
+            "goal_p99": lab["p99_ms"] <= 2 * cf["p99_ms"],
+        }
+    info = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}",
+        "handler": f"{handler.name} ({handler.lang}), component {len(handler.component):,} B, "
+        f"sha256 {handler.sha256[:16]}",
+        "tool": tool,
+        "concurrency": args.concurrency,
+        "duration_s": args.duration,
+        "requests_cap": args.requests,
+        "rounds": args.rounds,
+    }
+    if args.json:
+        print(json.dumps({"info": info, "platforms": rows, "ratios": ratios, "skipped": skipped}, indent=2))
+        return
+    print(" | ".join(f"{k}: {v}" for k, v in info.items()))
+    print(markdown(rows, ["platform", "rounds", *figures]))
+    if ratios:
+        print(
+            f"\nwasmlab / workerd: requests/s {ratios['rps_ratio']:.2f}x (goal >= 0.5: "
+            f"{'met' if ratios['goal_rps'] else 'NOT met'}), p99 {ratios['p99_ratio']:.2f}x (goal <= 2: "
+            f"{'met' if ratios['goal_p99'] else 'NOT met'})"
+        )
     for name, why in skipped.items():
         print(f"skipped {name}: {why}")
 

@@ -205,9 +205,10 @@ TICK_C = (
 ROWS = list_runtimes()
 # Variants the shared behaviours also run on: wasmer's compilers generate different code. node's tiers and
 # wasmtime's other compilers are compared in their own files (test_variants_agree, test_variants_run_fib).
-VARIANTS = {"wasmer": ("singlepass", "llvm")}
-# wasmer's compilers share one way to run and to stop a guest (one worker each): the tests of that machinery
-# (Ctrl-C, instances lost, the resident-memory cap) run on the default compiler only, as before this suite.
+VARIANTS = {"wasmer": ("singlepass", "llvm"), "jsc": ("bbq", "ipint"), "spidermonkey": ("baseline", "ion")}
+# The JS shells' tiers (JavaScriptCore's BBQ and in-place interpreter, SpiderMonkey's baseline and Ion) run
+# everything too. Variants share one way to run and to stop a guest (one worker each): the tests of that
+# machinery (Ctrl-C, instances lost, the resident-memory cap) run on the default variant only.
 
 
 def checked_elsewhere(row) -> str | None:
@@ -273,9 +274,9 @@ def restarts(spec: str) -> int:
 
 
 # How engines name trap frames: "name (0xOFFSET)", innermost first, offsets in the module as given; except
-# wasmer's LLVM compiler, which gives names without offsets, and its singlepass compiler, which gives the
-# innermost frame only.
-NO_OFFSETS = {"wasmer:llvm"}
+# wasmer's LLVM compiler and JavaScriptCore (every tier), which give names without offsets, and wasmer's
+# singlepass compiler, which gives the innermost frame only.
+NO_OFFSETS = {"wasmer:llvm", "jsc", "jsc:bbq", "jsc:ipint"}
 INNERMOST_ONLY = {"wasmer:singlepass"}
 
 
@@ -540,14 +541,17 @@ def test_command_trap_keeps_output_and_frames(spec: str, crash: Module) -> None:
 NO_PREOPENS = {
     "wasm3": "wasm3 cannot preopen host directories",  # pywasm3's WASI has no preopens
     "wasmer-sdk": r"preopened host directories \(dirs=\) are unsupported",
+    "jsc": r"preopened host directories \(dirs=\) are unsupported: jsc's shell has no file system",
+    "spidermonkey": r"preopened host directories \(dirs=\) are unsupported: spidermonkey's shell has no file",
 }
 
 
 @over("wasi")
 def test_preopened_directory(spec: str, files: Module, tmp_path: Path) -> None:
     (tmp_path / "in.txt").write_text("file content")
-    if spec in NO_PREOPENS:  # refused, never run without the files
-        with pytest.raises(RuntimeUnavailable, match=NO_PREOPENS[spec]):
+    engine = spec.partition(":")[0]
+    if engine in NO_PREOPENS:  # refused, never run without the files
+        with pytest.raises(RuntimeUnavailable, match=NO_PREOPENS[engine]):
             files.run(spec, dirs={"/data": str(tmp_path)})
         return
     result = files.run(spec, dirs={"/data": str(tmp_path)})
@@ -688,7 +692,12 @@ def test_instances_after_a_timeout(spec: str, traps: Module, state: Module) -> N
 
 # What engines say when a module needs more memory to start than max_memory allows (wasm3 and wasmer: "the
 # module's initial memory (N MiB) is over the limit").
-TOO_BIG_TO_START = {"node": "to start", "wasmtime": "needs more linear memory than"}
+TOO_BIG_TO_START = {
+    "node": "to start",
+    "jsc": "to start",
+    "spidermonkey": "to start",
+    "wasmtime": "needs more linear memory than",
+}
 
 
 @over("exports", "max_memory")
@@ -769,7 +778,12 @@ def test_keyboard_interrupt_stops_the_guest(spec: str, traps: Module, values: Mo
 
 
 # What engines say about a read past the end of memory (wasm3 and wasmer: "outside memory of N bytes").
-OUTSIDE = {"node": "outside the 65536-byte memory", "wasmtime": "outside linear memory"}
+OUTSIDE = {
+    "node": "outside the 65536-byte memory",
+    "jsc": "outside the 65536-byte memory",
+    "spidermonkey": "outside the 65536-byte memory",
+    "wasmtime": "outside linear memory",
+}
 
 
 @over("exports", "instances", "memory")

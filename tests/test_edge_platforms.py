@@ -126,7 +126,7 @@ def test_every_platform_serves_the_same_answers(lang, request):
     assert len(result.figure().data) == 5
 
 
-def test_compare_cli_json_and_the_python_generator(c_handler, tmp_path):
+def test_compare_cli_json_with_an_open_loop_rate(c_handler, tmp_path):
     need("workerd")
     path = tmp_path / "raw.wasm"
     c_handler.save(path)

@@ -34,7 +34,7 @@ CHECKOUT = Path(wasmlab.__file__).resolve().parents[1]
 def machine_paths() -> list[str]:
     """Paths that differ from one machine or checkout to the next."""
     paths = {str(CHECKOUT), sys.prefix, os.path.realpath(sys.prefix), str(Path.home()), str(cache_dir()),
-             str(zigenv.global_cache_dir()), "wasmlab-build-"}
+             str(zigenv.global_cache_dir()), str(zigenv.shared_lib_dir()), "wasmlab-build-"}
     if zigenv.zig_binary():
         paths.add(str(zigenv.zig_lib_dir()))
     if tempfile.gettempdir() != "/tmp":  # BUILD_ROOT lives under /tmp on purpose, on every machine
@@ -84,15 +84,15 @@ for lang in ("c", "zig"):
 
 def test_debug_builds_are_the_same_bytes_from_another_toolchain_place_tmpdir_and_caches(tmp_path: Path) -> None:
     """Another ziglang location, TMPDIR, module cache and zig cache path (a link to the warm one, so zig's own
-    libc build is not redone here), in a fresh process: the same bytes as this process builds, under the same
-    cache key (so a moved checkout still hits its cache)."""
+    libc build is not redone here: it is keyed by the inodes of the shared lib copy), in a fresh process: the same
+    bytes as this process builds, under the same cache key (so a moved checkout still hits its cache)."""
     need_toolchain("c")
     need_toolchain("zig")
     site = relocated_ziglang(tmp_path)
     (tmp_path / "t" / "a" / "different" / "tmpdir").mkdir(parents=True)
-    zig_cache = zigenv.global_cache_dir()
-    zig_cache.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "zig-cache-elsewhere").symlink_to(zig_cache)
+    zig_base = zigenv.shared_lib_dir().parents[1]
+    zigenv.global_cache_dir().mkdir(parents=True, exist_ok=True)
+    (tmp_path / "zig-cache-elsewhere").symlink_to(zig_base)
     env = {**os.environ, "PYTHONPATH": str(site), "TMPDIR": str(tmp_path / "t" / "a" / "different" / "tmpdir"),
            "WASMLAB_CACHE": str(tmp_path / "module-cache"), "WASMLAB_ZIG_CACHE": str(tmp_path / "zig-cache-elsewhere")}
     env["PYTHONPATH"] += os.pathsep + str(CHECKOUT)

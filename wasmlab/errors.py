@@ -127,15 +127,28 @@ class InvalidModule(WasmlabError):
 
 class Trap(WasmlabError):
     """The guest trapped. `code` is the trap kind (e.g. 'unreachable', 'integer divide by zero');
-    `frames` is the Wasm backtrace, innermost first, as 'func_name (module offset)' strings."""
+    `frames` is the Wasm backtrace, innermost first, as 'func_name (module offset)' strings. `candidates`: the
+    codes the engine's message allows; more than one when the engine cannot tell them apart (V8 says "float
+    unrepresentable" for NaN and overflow alike): `code` is then them all joined by " or ", and `ambiguous`."""
 
     kind = ErrorKind.TRAP
     code: str | int
 
-    def __init__(self, code: str, frames: list[str] | tuple[str, ...] = (), message: str = "") -> None:
+    def __init__(
+        self,
+        code: str,
+        frames: list[str] | tuple[str, ...] = (),
+        message: str = "",
+        candidates: tuple[str, ...] | list[str] = (),
+    ) -> None:
         where = f" in {frames[0]}" if frames else ""
         super().__init__(message or f"wasm trap: {code}{where}")
         self.code, self.frames = code, list(frames)
+        self.candidates = list(candidates) or [code]
+
+    @property
+    def ambiguous(self) -> bool:
+        return len(self.candidates) > 1
 
     def details(self) -> str:
         return "\n".join(f"  {i}: {frame}" for i, frame in enumerate(self.frames))

@@ -1,5 +1,21 @@
 """wasmlab.edge: serve HTTP requests with Wasm handlers on loopback, the way an edge platform does, and measure it.
 
+Standard handlers (wasi:http/proxy@0.2.0 components, the same bytes any wasi:http host serves):
+
+    h = edge.build("hello.c")            # or build(text, lang="c"), a core .wasm, a component .wasm, bytes
+    h.component                          # bytes of the component (validates; exports wasi:http/incoming-handler)
+    h.core                               # bytes of its core module, for hosts that take core Wasm (None when the
+                                         # component is not one core module underneath, e.g. componentize-py's)
+    h.sha256, h.lang, h.name             # sha256 of the component
+    h.save("hello.wasm"); h.wit()
+
+    C/C++: define `void on_request(const edge_request *req, edge_response *res)` and the helper
+    (sdk/edge.h: edge_query, edge_get_header, edge_status, edge_set_header, edge_write_str...) is added; code
+    that declares the standard imports itself (or WAT) is built as it is. WIT: wit/ (wasi:http 0.2.0 + deps).
+    CLI: `wasmlab edge build SRC [-o OUT] [--core-out CORE] [--lang L]`.
+
+The older lab ABI (wasmlab-edge/1, below) is still served while the tutorials move over:
+
     from wasmlab import edge
 
     hello = edge.compile_handler('''
@@ -16,12 +32,16 @@
 
 The pieces, each one file:
 
+    standard   build(), EdgeHandler: a handler -> standard wasi:http component (+ its core module)
+    wit/, sdk/ the wasi:http 0.2.0 WIT (the world wasmlab:edge/handler) and the C/C++ helper edge.h
     abi/       the wasmlab-edge/1 ABI (request/response encoding, alloc/handle) and per-language helpers
     handler    Handler, compile_handler: source or module -> a checked handler
     strategies fresh / pooled / reused instance strategies with per-request limits -> Outcome
     http       a minimal HTTP/1.1 on asyncio streams (server and client halves)
     server     EdgeServer: routes, hot swap, simulated network delay, origins, stats
     loadgen    load(), benchmark(), compare_urls(): LoadReport / LoadComparison (DataFrames, plotly figures)
+    platforms/ edge platforms by name (wasmlab, workerd, jco; wasmtime-serve, spin, fastly listed), each a process
+    compare    compare_platforms(): one handler on several platforms, agreement and speed (PlatformComparison)
     cli        `wasmlab edge serve` and `wasmlab edge load`
 """
 
@@ -44,8 +64,12 @@ _EXPORTS = {
     "Limits": "strategies",
     "Outcome": "strategies",
     "deploy": "strategies",
+    "EdgeHandler": "standard",
+    "build": "standard",
     "Handler": "handler",
     "compile_handler": "handler",
+    "PlatformComparison": "compare",
+    "compare_platforms": "compare",
     "LoadComparison": "loadgen",
     "LoadReport": "loadgen",
     "benchmark": "loadgen",
@@ -60,16 +84,20 @@ __all__ = [
     "STRATEGIES",
     "BadResponse",
     "Deployment",
+    "EdgeHandler",
     "EdgeServer",
     "Handler",
     "Limits",
     "LoadComparison",
     "LoadReport",
     "Outcome",
+    "PlatformComparison",
     "Request",
     "Response",
     "Route",
     "benchmark",
+    "build",
+    "compare_platforms",
     "compare_urls",
     "compile_handler",
     "decode_response",
@@ -81,9 +109,11 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .abi import ABI_VERSION, BadResponse, Request, Response, decode_response, encode_request, helper_source
+    from .compare import PlatformComparison, compare_platforms
     from .handler import Handler, compile_handler
     from .loadgen import LoadComparison, LoadReport, benchmark, compare_urls, load
     from .server import EdgeServer, Route
+    from .standard import EdgeHandler, build
     from .strategies import STRATEGIES, Deployment, Limits, Outcome, deploy
 
 

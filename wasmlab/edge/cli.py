@@ -1,5 +1,6 @@
-"""`wasmlab edge serve` and `wasmlab edge load`: an edge worker on loopback, and a load generator for it.
+"""`wasmlab edge build`, `serve` and `load`: standard wasi:http handlers, an edge worker on loopback, a load generator.
 
+wasmlab edge build hello.c -o hello.wasm          (a wasi:http/proxy@0.2.0 component; --core-out for the core)
 wasmlab edge serve hello.c --route /hello --strategy pooled --port 8080 --runtime wasmtime
 wasmlab edge serve /hello=hello.c /echo=echo.rs --origin /far=80      (several routes, a slow origin)
 wasmlab edge load http://127.0.0.1:8080/hello --requests 2000 --concurrency 8 --rate 200 --json
@@ -29,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         return p
+
+    p = subcommand("build", "build a standard wasi:http/proxy component from a handler (C, C++, WAT, .wasm)")
+    p.add_argument("source", metavar="SRC", help="handler source file, or a core .wasm module to wrap")
+    p.add_argument("-o", "--output", help="component file to write (default: SRC with .wasm)")
+    p.add_argument("--core-out", help="also write the core module here (hosts that take core Wasm)")
+    p.add_argument("--lang", help="source language (default: from the file extension)")
+    p.add_argument("--opt", default="O2", help="optimisation level (default O2)")
 
     p = subcommand("serve", "serve HTTP on loopback with Wasm handlers (until Ctrl-C)")
     p.add_argument(
@@ -88,6 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.edge_command == "build":
+        return _build(args)
     if args.edge_command == "compare":
         return _compare(args)
     if args.edge_command == "serve" and args.platform != "wasmlab":
@@ -95,6 +105,34 @@ def run(args: argparse.Namespace) -> int:
     if args.edge_command == "serve":
         return _serve(args)
     return _load(args)
+
+
+def _build(args: argparse.Namespace) -> int:
+    from .standard import build
+
+    source = Path(args.source)
+    handler = build(source, args.lang, opt=args.opt)
+    out = Path(args.output) if args.output else source.with_suffix(".wasm")
+    if out.resolve() == source.resolve():
+        out = source.with_name(f"{source.stem}.component.wasm")
+    handler.save(out)
+    if args.core_out:
+        handler.save_core(args.core_out)
+    info = {
+        "component": str(out),
+        "sha256": handler.sha256,
+        "bytes": len(handler.component),
+        "core": args.core_out,
+        "core_bytes": len(handler.core) if handler.core is not None else None,
+        "lang": handler.lang,
+        "world": "wasi:http/proxy@0.2.0",
+    }
+    if getattr(args, "json", False):
+        print(json.dumps(info))
+    else:
+        core = f", core module {info['core_bytes']:,} B" if handler.core is not None else ""
+        print(f"{out}: wasi:http/proxy@0.2.0 component, {info['bytes']:,} B{core}, sha256 {handler.sha256[:16]}")
+    return 0
 
 
 def _handler_specs(args: argparse.Namespace) -> list[tuple[str, str]]:

@@ -25,9 +25,11 @@ import http.client
 import json
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,7 +97,7 @@ def send(url: str, probe: Probe, timeout: float = PROBE_TIMEOUT) -> dict[str, An
 # -- load ---------------------------------------------------------------------------------------------------
 # wrk is not in loadgen.py (the lab's generator, owned with the server); if loadgen grows a wrk mode, use it here.
 WRK_SCRIPT = """-- wasmlab: stop after {limit} responses and report when (wrk itself bounds only time, and its own
--- clock runs to -d even after a thread stops). LuaJIT's ffi reads the monotonic clock.
+-- clock runs to -d even after a thread stops: the lab interrupts it). LuaJIT's ffi reads the monotonic clock.
 local ffi = require("ffi")
 ffi.cdef[[ typedef struct {{ long tv_sec; long tv_nsec; }} wasmlab_ts; int clock_gettime(int, wasmlab_ts *); ]]
 local function now()
@@ -107,7 +109,10 @@ function setup(thread) table.insert(threads, thread) end
 function init(args) started = now(); count = 0 end
 function response(status, headers, body)
   count = count + 1
-  if count == {limit} then stopped = now(); wrk.thread:stop() end
+  if count == {limit} then
+    stopped = now(); wrk.thread:stop()
+    io.write("wasmlab-capped\\n"); io.flush()  -- the lab sends SIGINT: wrk then reports at once
+  end
 end
 function done(summary, latency, requests)
   for _, t in ipairs(threads) do
@@ -136,10 +141,23 @@ def wrk_load(url: str, requests: int, concurrency: int, duration: float, timeout
         script.flush()
         cmd = [wrk, "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", f"--timeout={max(1, round(timeout))}s"]
         cmd += ["--latency", "-s", script.name, url]
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + timeout + 30)
-    out = done.stdout
-    if done.returncode != 0 or "requests in" not in out:
-        raise UsageError(f"wrk failed: {(done.stderr or out).strip()[-300:]}")
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        watchdog = threading.Timer(duration + timeout + 30, proc.kill)
+        watchdog.start()
+        try:
+            lines = []
+            for line in proc.stdout:  # type: ignore[union-attr]
+                if line.strip() == "wasmlab-capped":
+                    proc.send_signal(signal.SIGINT)  # wrk's Ctrl-C: stop sleeping to -d, print the summary
+                else:
+                    lines.append(line)
+            stderr = proc.stderr.read()  # type: ignore[union-attr]
+            proc.wait()
+        finally:
+            watchdog.cancel()
+    out = "".join(lines)
+    if proc.returncode != 0 or "requests in" not in out:
+        raise UsageError(f"wrk failed: {(stderr or out).strip()[-300:]}")
     total_text, took = re.search(r"(\d+) requests in ([\d.]+(?:us|ms|s|m))", out).groups()
     total, seconds = int(total_text), _ms(took) / 1000.0
     capped = re.search(r"^wasmlab: (\d+) requests in ([\d.]+) s", out, re.M)

@@ -86,6 +86,8 @@ BUILTIN: dict[str, tuple[str, str]] = {
     "wasmer": ("wasmer", "WasmerRuntime"),
     "wasmer-sdk": ("wasmer_sdk", "WasmerSdkRuntime"),
     "node": ("node", "NodeRuntime"),
+    "jsc": ("jsc", "JscRuntime"),
+    "spidermonkey": ("spidermonkey", "SpiderMonkeyRuntime"),
     "wasm3": ("wasm3", "Wasm3Runtime"),
     "wasmedge": ("wasmedge", "WasmEdgeRuntime"),
     "browser": ("browser", "BrowserRuntime"),

@@ -113,6 +113,8 @@ class RunResult:
     exit_code: int | None = None
     trap: str | None = None  # canonical trap code, see TRAP_CODES
     trap_frames: list[str] = field(default_factory=list)
+    # the codes the engine's trap message allows: several when it cannot tell them apart (`trap` joins them)
+    trap_candidates: list[str] = field(default_factory=list)
     error: str | None = None  # a non-trap failure (a limit, a crash), one line
     error_kind: str | None = None  # an `ErrorKind`: "limit:time", "limit:fuel", "limit:memory", "crash"...
     timings: dict[str, float] = field(default_factory=dict)
@@ -130,11 +132,17 @@ class RunResult:
             self.exit_code = exc.code
         elif isinstance(exc, Trap):
             self.trap, self.trap_frames = str(exc.code), list(exc.frames)
+            self.trap_candidates = [str(c) for c in getattr(exc, "candidates", [exc.code])]
         else:
             self.error, self.error_kind = str(exc), exc.kind
         if hasattr(exc, "stdout"):
             self.stdout, self.stderr = exc.stdout, getattr(exc, "stderr", b"")
         return self
+
+    @property
+    def trap_ambiguous(self) -> bool:
+        """The engine's trap message fits several codes (`trap_candidates`): it cannot tell which."""
+        return len(self.trap_candidates) > 1
 
     @property
     def ok(self) -> bool:
@@ -150,7 +158,7 @@ class RunResult:
         if self.trap:
             frames = self.trap_frames
             where = f" in {frames[0]}" if frames else ""
-            raise Trap(self.trap, frames, f"wasm trap on {self.runtime}: {self.trap}{where}")
+            raise Trap(self.trap, frames, f"wasm trap on {self.runtime}: {self.trap}{where}", self.trap_candidates)
         if self.error:
             raise error_for(self.error_kind, self.error, self.runtime)
         return self
@@ -166,6 +174,7 @@ class RunResult:
             "exit_code": self.exit_code,
             "trap": self.trap,
             "trap_frames": self.trap_frames,
+            "trap_candidates": self.trap_candidates,
             "error": self.error,
             "error_kind": self.error_kind,
             "timings": self.timings,

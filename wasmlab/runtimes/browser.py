@@ -45,7 +45,7 @@ from ..errors import (
 )
 from .base import Instance, RunOptions, RunResult, Runtime
 from .worker.browser_comm import REPLY_GRACE, BrowserUnavailable, get_bridge
-from .worker.jscodec import decode_results, encode_args, frame_names, trap_code
+from .worker.jscodec import decode_results, encode_args, read_trap
 from .worker.protocol import CANCELLED, CONTROL_TIMEOUT, LINK, b64, timings, unb64
 
 if TYPE_CHECKING:
@@ -140,8 +140,8 @@ class BrowserRuntime(Runtime):
         result.stdout, result.stderr = unb64(answer.get("stdout")), unb64(answer.get("stderr"))
         result.exit_code = answer.get("exit_code")
         if "trap" in answer:
-            result.trap = trap_code(str(answer["trap"]))
-            result.trap_frames = frame_names(module, answer.get("frames") or [])
+            candidates, frames = read_trap(module, answer)
+            result.record(Trap(" or ".join(candidates), frames, candidates=candidates))
         elif options.invoke is not None and result.exit_code is None:
             result.result = decode_results(answer.get("result"), results)
         return result
@@ -177,9 +177,9 @@ class BrowserRuntime(Runtime):
         if "error" in answer:
             self._fail(answer)
         if "trap" in answer:
-            code = trap_code(str(answer["trap"]))
-            frames = frame_names(module, answer.get("frames") or [])
-            raise Trap(code, frames, f"wasm trap on {self.label}: {code} (instantiating {module.name})")
+            candidates, frames = read_trap(module, answer)
+            code = " or ".join(candidates)
+            raise Trap(code, frames, f"wasm trap on {self.label}: {code} (instantiating {module.name})", candidates)
         return BrowserInstance(self, module, options, answer)
 
     def _take_garbage(self) -> list[int]:
@@ -230,10 +230,9 @@ class BrowserInstance(Instance):
         if "error" in answer:
             self._runtime._fail(answer)
         if "trap" in answer:
-            code = trap_code(str(answer["trap"]))
-            frames = frame_names(self.module, answer.get("frames") or [])
-            where = f" in {frames[0]}" if frames else ""
-            raise Trap(code, frames, f"wasm trap on {self.runtime}: {code}{where}")
+            candidates, frames = read_trap(self.module, answer)
+            code, where = " or ".join(candidates), f" in {frames[0]}" if frames else ""
+            raise Trap(code, frames, f"wasm trap on {self.runtime}: {code}{where}", candidates)
         return answer
 
     def call(self, name: str, *args: Any) -> Any:

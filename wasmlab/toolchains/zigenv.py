@@ -1,13 +1,14 @@
 """Where zig lives, and the one directory every zig-driven build (C, C++, Zig) runs in.
 
-zig writes absolute paths into DWARF: the directory it runs in, its lib directory (inside the `ziglang` wheel,
-so inside some venv) and its global cache. It also builds wasi-libc, libc++ and compiler-rt once into that cache
-with those paths inside, and `-ffile-prefix-map` reaches only the user's own file. So a debug build's bytes would
-depend on where the checkout, the venv, the caches and TMPDIR live. Instead, zig runs in `BUILD_ROOT/build`, with
-its lib directory and global cache reached through the relative symlinks `BUILD_ROOT/lib` and `BUILD_ROOT/cache`:
-the one absolute path left in a module is BUILD_ROOT, the same on every machine. Builds take turns on a lock (a
-warm C build holds it ~0.1 s). On a machine shared by several users, a user who does not own BUILD_ROOT gets
-`BUILD_ROOT-UID`, and their debug builds name that path instead.
+zig writes absolute paths into DWARF: the directory it runs in, its lib directory (inside the `ziglang` wheel, so
+inside some venv) and its global cache. It also builds wasi-libc, libc++ and compiler-rt once into that cache with
+those paths inside, and `-ffile-prefix-map` reaches only the user's own file. So a debug build's bytes would depend
+on where the checkout, the venv, the caches and TMPDIR live. Instead, zig runs in `BUILD_ROOT/build`, with its lib
+directory (one hard-linked copy per zig version, shared by every venv) and global cache reached through the
+relative symlinks `BUILD_ROOT/lib` and `BUILD_ROOT/cache`: the one absolute path left in a module is BUILD_ROOT,
+the same on every machine. Builds take turns on a lock (a warm C build holds it ~0.1 s). On a machine shared by
+several users, a user who does not own BUILD_ROOT gets `BUILD_ROOT-UID`, and their debug builds name that path
+instead.
 """
 
 from __future__ import annotations
@@ -58,15 +59,39 @@ def zig_lib_dir() -> Path:
     raise FileNotFoundError(f"no lib directory next to {exe}")
 
 
-def global_cache_dir() -> Path:
-    """zig's global cache for the lab's builds, one per zig install, under `WASMLAB_ZIG_CACHE` (else
-    `~/.cache/wasmlab-zig`). Not zig's shared default: objects a zig built there under other paths would carry those
-    paths into the lab's modules. One per install: zig tells cached sources apart by inode, so two installs (two
-    venvs) behind the same `lib` link would rebuild wasi-libc over each other, 30-100 s a build."""
-    base = Path(os.environ.get("WASMLAB_ZIG_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+def _cache_base() -> Path:
+    return Path(os.environ.get("WASMLAB_ZIG_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
                 / "wasmlab-zig").absolute()
-    std = (zig_lib_dir() / "std" / "std.zig").stat()
-    return base / f"{std.st_dev:x}-{std.st_ino:x}-{std.st_mtime_ns:x}"
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)
+    except OSError:  # another file system
+        shutil.copy2(source, target)
+
+
+def shared_lib_dir() -> Path:
+    """zig's lib directory as the lab's builds see it: `<base>/<zig version>/lib`, hard links to the first install's
+    files, under `WASMLAB_ZIG_CACHE` (else `~/.cache/wasmlab-zig`). zig tells cached sources apart by inode, so
+    builds reading each venv's own copy would build wasi-libc once per venv (30-100 s, under the build lock every
+    checkout shares); through one linked copy they build it once per machine and zig version."""
+    target = _cache_base() / zig_version().removeprefix("zig ") / "lib"
+    if not (target / "std" / "std.zig").is_file():
+        spare = target.with_name(f"lib.{os.getpid()}")
+        shutil.rmtree(spare, ignore_errors=True)
+        shutil.copytree(zig_lib_dir(), spare, copy_function=_link_or_copy)
+        try:
+            spare.rename(target)
+        except OSError:  # another process made it meanwhile
+            shutil.rmtree(spare, ignore_errors=True)
+    return target
+
+
+def global_cache_dir() -> Path:
+    """zig's global cache for the lab's builds, beside `shared_lib_dir()`. Not zig's shared default: objects a zig
+    built there under other paths would carry those paths into the lab's modules."""
+    return shared_lib_dir().with_name("cache")
 
 
 def build_root() -> Path:
@@ -129,7 +154,7 @@ def build_dir(lang: str, timeout: float | None = None) -> Iterator[Path]:
             raise CompileError(f"{lang}: {exc}", lang=lang) from None
         cache_dir = global_cache_dir()
         cache_dir.mkdir(parents=True, exist_ok=True)
-        _point(root / "lib", zig_lib_dir())
+        _point(root / "lib", shared_lib_dir())
         _point(root / "cache", cache_dir)
         workdir = root / "build"
         shutil.rmtree(workdir, ignore_errors=True)  # a build killed with its process leaves files behind

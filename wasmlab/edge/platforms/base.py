@@ -53,6 +53,7 @@ __all__ = [
     "free_port",
     "jco_script",
     "node_modules",
+    "node_program",
     "package_version",
 ]
 
@@ -159,6 +160,12 @@ def node_modules(package: str) -> Path | None:
     return None
 
 
+def node_program() -> str | None:
+    """node: $WASMLAB_NODE (as the node runtime reads it), else PATH; None when it is not a file."""
+    node = os.environ.get("WASMLAB_NODE") or shutil.which("node")
+    return node if node and Path(node).is_file() else None
+
+
 def jco_script() -> Path | None:
     """jco's CLI script (npm @bytecodealliance/jco): `jco serve` and `jco transpile`."""
     package = node_modules("@bytecodealliance/jco")
@@ -231,7 +238,7 @@ class Server:
     def stderr_tail(self, lines: int = 20) -> str:
         """The last `lines` lines the process wrote (stderr and stdout go to one log)."""
         if self.log is None or not self.log.is_file():
-            return ""
+            return "".join(self.extra.get("log_tail", [])[-lines:])
         with self.log.open(errors="replace") as f:
             return "".join(deque(f, maxlen=lines))
 
@@ -246,6 +253,9 @@ class Server:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(self.pid, signal.SIGKILL)
                 self.process.wait(STOP_GRACE)
+        if self.workdir.is_dir():  # keep the last lines of its log, drop the folder the lab made for it
+            self.extra["log_tail"] = self.stderr_tail(50).splitlines(keepends=True)
+            shutil.rmtree(self.workdir, ignore_errors=True)
         return self.process.returncode
 
     def __enter__(self) -> Server:

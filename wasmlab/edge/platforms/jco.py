@@ -8,10 +8,9 @@ start, as a user of `jco serve` sees it) and serves it with preview2-shim's node
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from .base import NPM_INSTALL, Platform, jco_script, node_modules, package_version
+from .base import NPM_INSTALL, Platform, jco_script, node_modules, node_program, package_version
 
 V8_FLAGS = "--experimental-wasm-extended-const"
 
@@ -22,7 +21,7 @@ class JcoPlatform(Platform):
     install = f"{NPM_INSTALL}: npm packages @bytecodealliance/jco and @bytecodealliance/preview2-shim"
 
     def unavailable_reason(self) -> str | None:
-        if not shutil.which("node"):
+        if node_program() is None:
             return "node is not installed (apt-get install nodejs)"
         if jco_script() is None or node_modules("@bytecodealliance/preview2-shim") is None:
             return "jco is not installed (npm @bytecodealliance/jco, @bytecodealliance/preview2-shim)"
@@ -33,7 +32,7 @@ class JcoPlatform(Platform):
         return f"jco {package_version(script.parents[1])}" if script else ""
 
     def command(self, path: Path, port: int) -> list[str]:
-        return ["node", str(jco_script()), "serve", "--host", "127.0.0.1", "--port", str(port), str(path)]
+        return [str(node_program()), str(jco_script()), "serve", "--host", "127.0.0.1", "--port", str(port), str(path)]
 
     def environment(self) -> dict[str, str]:
         return {"JCO_RUN_ARGS": V8_FLAGS}

@@ -26,7 +26,16 @@ import tempfile
 from pathlib import Path
 
 from ...cache import cache_dir, cache_key
-from .base import NPM_INSTALL, Artefact, Platform, PlatformFailed, jco_script, node_modules, package_version
+from .base import (
+    NPM_INSTALL,
+    Artefact,
+    Platform,
+    PlatformFailed,
+    jco_script,
+    node_modules,
+    node_program,
+    package_version,
+)
 
 HERE = Path(__file__).parent
 WORKER_JS = HERE / "workerd_worker.js"
@@ -73,8 +82,8 @@ class WorkerdPlatform(Platform):
     def unavailable_reason(self) -> str | None:
         if workerd_binary() is None:
             return "workerd is not installed (npm @cloudflare/workerd-linux-64)"
-        if not shutil.which("node"):
-            return "node is not installed (jco transpile runs on it)"
+        if node_program() is None:
+            return "node is not installed (jco transpile runs on it: apt-get install nodejs)"
         if jco_script() is None or shim_folder() is None:
             return (
                 "jco and its WASI shim are not installed (npm @bytecodealliance/jco, @bytecodealliance/preview2-shim)"
@@ -131,7 +140,7 @@ def worker_bundle(art: Artefact) -> Path:
 def _transpile(art: Artefact, build: Path, jco: Path) -> None:
     source = build / "component.wasm"
     source.write_bytes(art.component)
-    cmd = ["node", str(jco), "transpile", str(source), "--instantiation", "async", "--name", "component"]
+    cmd = [str(node_program()), str(jco), "transpile", str(source), "--instantiation", "async", "--name", "component"]
     cmd += ["--no-typescript", "--no-nodejs-compat", "--quiet", "-o", str(build / "handler")]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=TRANSPILE_TIMEOUT, cwd=build)
     source.unlink()

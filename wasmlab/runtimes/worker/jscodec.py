@@ -18,19 +18,85 @@ from ..values import coerce_args
 if TYPE_CHECKING:
     from ...module import Module
 
-__all__ = ["JS_TRAPS", "decode_results", "decode_value", "encode_args", "encode_value", "frame_names", "trap_code"]
+__all__ = [
+    "JS_TRAPS",
+    "decode_results",
+    "decode_value",
+    "encode_args",
+    "encode_value",
+    "frame_names",
+    "read_trap",
+    "trap_code",
+    "trap_codes",
+]
 
-# JS engines' trap messages that traps.TRAP_CODES does not know (lower case -> canonical code).
-JS_TRAPS = {"remainder by zero": "integer divide by zero"}  # V8
+MEMORY, TABLE = "out of bounds memory access", "out of bounds table access"
+CONVERSION, OVERFLOW = "invalid conversion to integer", "integer overflow"
+SIGNATURE = "indirect call type mismatch"
+
+# JS engines' trap messages (lower-case substrings, first match wins) -> the canonical codes they can mean,
+# checked before traps.TRAP_CODES. More than one code: the message cannot tell them apart.
+JS_TRAPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("null function or function signature mismatch", (TABLE, SIGNATURE)),  # V8: a null entry, or the wrong type
+    ("float unrepresentable", (CONVERSION, OVERFLOW)),  # V8: NaN and out-of-range alike
+    ("out of bounds trunc", (CONVERSION, OVERFLOW)),  # JavaScriptCore: NaN and out-of-range alike
+    ("remainder by zero", ("integer divide by zero",)),  # V8
+    ("call_indirect to a null table entry", (TABLE,)),  # JavaScriptCore
+    ("out of bounds call_indirect", (TABLE,)),  # JavaScriptCore
+    ("signature that does not match", (SIGNATURE,)),  # JavaScriptCore
+    ("indirect call to null", (TABLE,)),  # SpiderMonkey
+    ("index out of bounds", (MEMORY, TABLE)),  # SpiderMonkey: memory and table accesses alike
+    ("unreachable code should not be executed", ("unreachable",)),  # JavaScriptCore
+    ("too much recursion", ("stack overflow",)),  # SpiderMonkey
+)
+
+# Instructions that access a table or a memory (first opcode byte; 0xFC: the second byte), to tell
+# SpiderMonkey's "index out of bounds" apart from the instruction at the trapping offset.
+_TABLE_OPS = {0x11, 0x13, 0x25, 0x26}  # call_indirect, return_call_indirect, table.get, table.set
+_TABLE_FC = {0x0C, 0x0E, 0x0F, 0x10, 0x11}  # table.init, table.copy, table.grow, table.size, table.fill
+_MEMORY_FC = {0x08, 0x0A, 0x0B}  # memory.init, memory.copy, memory.fill
 
 
-def trap_code(message: str) -> str:
-    """The canonical trap code for a JS engine's trap message."""
+def _accessed(module: Module, offset: int) -> str | None:
+    """Which store the instruction at `offset` of the module's bytes accesses: MEMORY, TABLE or None."""
+    data = module.bytes
+    if not 0 <= offset < len(data):
+        return None
+    op = data[offset]
+    second = data[offset + 1] if offset + 1 < len(data) else -1
+    if op in _TABLE_OPS or (op == 0xFC and second in _TABLE_FC):
+        return TABLE
+    if 0x28 <= op <= 0x3E or op in (0xFD, 0xFE) or (op == 0xFC and second in _MEMORY_FC):
+        return MEMORY  # loads, stores, SIMD and atomic memory instructions, bulk memory
+    return None
+
+
+def trap_codes(message: str, module: Module | None = None, offset: int | None = None) -> tuple[str, ...]:
+    """The canonical trap codes a JS engine's trap message can mean: one, or several when the engine's message
+    cannot tell them apart. `offset` (of the innermost frame, in `module`'s bytes) settles a memory-or-table
+    message by the instruction there."""
     text = message.lower()
-    for needle, code in JS_TRAPS.items():
-        if needle in text:
-            return code
-    return normalize_trap(message)
+    codes = next((codes for needle, codes in JS_TRAPS if needle in text), None) or (normalize_trap(message),)
+    if set(codes) == {MEMORY, TABLE} and module is not None and offset is not None:
+        codes = (_accessed(module, offset),) if _accessed(module, offset) else codes
+    return codes
+
+
+def trap_code(message: str, module: Module | None = None, offset: int | None = None) -> str:
+    """The canonical trap code for a JS engine's trap message; when the message fits several codes, all of them
+    joined by " or " (never one picked): e.g. "invalid conversion to integer or integer overflow"."""
+    return " or ".join(trap_codes(message, module, offset))
+
+
+def read_trap(
+    module: Module, answer: dict[str, Any], shift: tuple[int, int] = (0, 0)
+) -> tuple[tuple[str, ...], list[str]]:
+    """(candidate codes, frames) of a worker's trap answer; `shift` as in `frame_names`."""
+    raw = answer.get("frames") or []
+    offset = raw[0].get("offset") if raw and isinstance(raw[0], dict) else None
+    if offset is not None and offset >= shift[0]:
+        offset -= shift[1]
+    return trap_codes(str(answer["trap"]), module, offset), frame_names(module, raw, shift)
 
 
 def encode_value(value: Any, valtype: str) -> Any:
@@ -100,7 +166,10 @@ def frame_names(module: Module, frames: list[dict[str, Any]], shift: tuple[int, 
         name = frame.get("name") or (names.get(index) if isinstance(index, int) else None) or f"func[{index}]"
         if prefix and name.startswith(prefix):  # V8 writes "module.function" when the module has a name
             name = name[len(prefix) :]
-        offset = frame.get("offset", 0)
+        offset = frame.get("offset")
+        if offset is None:  # JavaScriptCore's frames have no code offsets
+            out.append(name)
+            continue
         if offset >= shift[0]:
             offset -= shift[1]
         out.append(f"{name} ({offset:#x})")

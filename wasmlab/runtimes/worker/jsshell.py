@@ -27,13 +27,14 @@ from ...errors import (
     InstanceLost,
     InvalidModule,
     LimitExceeded,
+    RuntimeUnavailable,
     Trap,
     UsageError,
     WasmlabError,
 )
 from ..base import RunOptions, RunResult
 from .backend import WorkerInstance, WorkerRuntime
-from .jscodec import decode_results, encode_args, frame_names, trap_code
+from .jscodec import decode_results, encode_args, read_trap
 from .process import SCRIPTS, Worker
 from .protocol import CONTROL_TIMEOUT, LINK, timings, unb64
 
@@ -105,6 +106,7 @@ class JsShellRuntime(WorkerRuntime):
     capabilities = frozenset({"exports", "wasi", "memory", "instances", "timeout", "max_memory", "builtin_host"})
     worker_script: Path = SCRIPTS / "node_worker.mjs"
     rss_allowance = 32 << 20
+    preopens = True  # the worker's WASI serves `dirs=` (node:wasi); the shells' WASI shim has no files
 
     def __init__(self, variant: str | None = None) -> None:
         super().__init__(variant)
@@ -126,6 +128,17 @@ class JsShellRuntime(WorkerRuntime):
     # checks ---------------------------------------------------------------------------------------------
     def _check(self, module: Module, options: RunOptions) -> None:
         self.check_guest_elsewhere(module, options, "in another process")
+        if options.dirs and not self.preopens:
+            raise RuntimeUnavailable(
+                self.label,
+                f"preopened host directories (dirs=) are unsupported: {self.name}'s shell has no file system "
+                "for WASI; run on wasmtime or node",
+            )
+
+    def baseline_rss(self) -> int:
+        """Resident memory an idle JS engine may hold besides the guest: ~25-45 MiB idle, plus compiled code and
+        the engine's heap for large modules (Go: ~2 MB of Wasm)."""
+        return 128 << 20
 
     def _check_memory(self, module: Module, options: RunOptions) -> None:
         if not options.max_memory:
@@ -192,9 +205,9 @@ class JsShellRuntime(WorkerRuntime):
     def _trap(self, module: Module, options: RunOptions, answer: dict[str, Any], what: str) -> Trap | LimitExceeded:
         """The trap an answer carries; LimitExceeded("memory") when the guest trapped with its memory at the
         max_memory cap (memory.grow failed), the way wasmtime reports it."""
-        code = trap_code(answer["trap"])
         shift = self._shifts.get(self._engine_module(module, options).sha256, (0, 0))
-        frames = frame_names(module, answer.get("frames", []), shift)
+        candidates, frames = read_trap(module, answer, shift)
+        code = " or ".join(candidates)
         where = f" in {frames[0]}" if frames else ""
         size, cap = int(answer.get("memory_bytes") or 0), options.max_memory
         if cap and code != "stack overflow" and size and size + max(PAGE, cap // 8) > cap:
@@ -206,7 +219,7 @@ class JsShellRuntime(WorkerRuntime):
             )
             exc.trap_code, exc.trap_frames = code, frames  # type: ignore[attr-defined]
             return exc
-        return Trap(code, frames, f"wasm trap on {self.label}: {code}{where}")
+        return Trap(code, frames, f"wasm trap on {self.label}: {code}{where}", candidates)
 
     # running --------------------------------------------------------------------------------------------
     def run(self, module: Module, options: RunOptions) -> RunResult:
