@@ -78,7 +78,8 @@ def trap_codes(message: str, module: Module | None = None, offset: int | None = 
     text = message.lower()
     codes = next((codes for needle, codes in JS_TRAPS if needle in text), None) or (normalize_trap(message),)
     if set(codes) == {MEMORY, TABLE} and module is not None and offset is not None:
-        codes = (_accessed(module, offset),) if _accessed(module, offset) else codes
+        accessed = _accessed(module, offset)
+        codes = (accessed,) if accessed else codes
     return codes
 
 
