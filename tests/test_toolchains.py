@@ -140,7 +140,7 @@ def test_bad_options_are_usage_errors() -> None:
 
 def test_list_toolchains_reports_every_language() -> None:
     rows = {row.lang: row for row in wasmlab.list_toolchains()}
-    assert set(rows) == {"wat", "c", "cpp", "zig", "rust", "go", "assemblyscript", "python"}
+    assert set(rows) == {"wat", "c", "cpp", "zig", "rust", "go", "assemblyscript", "python", "javascript"}
     for row in rows.values():
         assert row.available == (not row.reason)
         if row.available:

@@ -49,8 +49,8 @@ def _is_file(text: str) -> bool:
 
 
 @cache
-def _toolchain_version(lang: str) -> str:
-    return get_toolchain(lang).version()
+def _toolchain_version(lang: str, toolchain: str | None = None) -> str:
+    return get_toolchain(lang, toolchain).version()
 
 
 def compile(
@@ -65,32 +65,35 @@ def compile(
     wit: str | None = None,
     world: str | None = None,
     name: str = "",
+    toolchain: str | None = None,
     use_cache: bool = True,
     timeout: float = COMPILE_TIMEOUT,
 ) -> Module:
     """Compile a snippet (text) or a source file (path) to a Wasm module.
 
     `kind`: "library" (exported functions) or "command" (WASI program with `_start`); `opt`: O0..O3, Os, Oz;
-    `strip`: drop DWARF and other custom sections but keep function names. Results are cached by content
+    `strip`: drop DWARF and other custom sections but keep function names; `toolchain` picks one where a
+    language has several (javascript: "starlingmonkey", the default, or "quickjs"). Results are cached by content
     (language, source, options, toolchain version): a second compile of the same snippet is a file read.
     Raises CompileError with the compiler's diagnostics, ToolchainUnavailable when the compiler is missing.
     """
     text, lang, filename = _read_source(source, lang)
-    toolchain = get_toolchain(lang)
-    if kind not in toolchain.kinds:
-        raise UsageError(f"{lang} cannot build a {kind}: use kind={' or '.join(map(repr, toolchain.kinds))}")
+    compiler = get_toolchain(lang, toolchain)
+    if kind not in compiler.kinds:
+        raise UsageError(f"{lang} cannot build a {kind}: use kind={' or '.join(map(repr, compiler.kinds))}")
     options = CompileOptions(
         kind=kind, opt=opt, strip=strip, lto=lto, flags=tuple(flags), wit=wit, world=world, timeout=timeout
     )
-    filename = filename or f"snippet{toolchain.extensions[0]}"
+    filename = filename or f"snippet{compiler.extensions[0]}"
     name = name or Path(filename).stem
-    version = _toolchain_version(lang)
+    version = _toolchain_version(lang, compiler.name or None)
     key = cache_key(
         lang=lang,
         source=text,
         options=asdict(options) | {"timeout": None},
         toolchain=version,
-        recipe=toolchain.recipe,
+        recipe=compiler.recipe,
+        **({"backend": compiler.name} if compiler.name else {}),
     )
     store = ModuleCache()
     started = time.perf_counter()
@@ -113,9 +116,9 @@ def compile(
         )
         return Module(data, provenance, name, source=text)
 
-    with toolchain.workdir(options) as workdir:
+    with compiler.workdir(options) as workdir:
         try:
-            data = toolchain.build(text, options, workdir, filename)
+            data = compiler.build(text, options, workdir, filename)
         except FileNotFoundError:  # the compiler succeeded without writing out.wasm (flags=["-fno-emit-bin"])
             data = b""
     if not data.startswith(b"\0asm"):

@@ -28,6 +28,7 @@ def _parser() -> argparse.ArgumentParser:
 
     def build_options(p: argparse.ArgumentParser, kind: str | None = "library") -> None:
         p.add_argument("--lang", help="source language (default: from the file extension)")
+        p.add_argument("--toolchain", help="where a language has several (js: starlingmonkey, quickjs)")
         p.add_argument("--kind", choices=("library", "command"), default=kind, help="what to build")
         p.add_argument("-O", dest="opt", default="O2", help="optimisation level: 0 1 2 3 s z (default 2)")
         p.add_argument("--no-strip", action="store_true", help="keep DWARF and other custom sections")
@@ -135,6 +136,7 @@ def _module(args: argparse.Namespace, default_kind: str = "library"):
         opt=args.opt,
         strip=not args.no_strip,
         lto=args.lto,
+        toolchain=args.toolchain,
         use_cache=not args.no_cache,
     )
 
@@ -214,6 +216,7 @@ def cmd_toolchains(args: argparse.Namespace) -> int:
     data = [
         {
             "lang": r.lang,
+            "toolchain": r.toolchain,
             "available": r.available,
             "version": r.version,
             "reason": r.reason,
@@ -224,7 +227,7 @@ def cmd_toolchains(args: argparse.Namespace) -> int:
         for r in rows
     ]
     text = "\n".join(
-        f"{'ok ' if r.available else 'no '} {r.lang:<15} "
+        f"{'ok ' if r.available else 'no '} {(r.lang + (f' ({r.toolchain})' if r.toolchain else '')):<28} "
         + (r.version if r.available else f"{r.reason} (install: {r.install})")
         for r in rows
     )

@@ -263,14 +263,57 @@ except RuntimeError as error:
 # That check is the point of the Component Model for microservices: the contract is verified when services are
 # put together, not discovered in production when a number is read back with the wrong width.
 #
+# %% [markdown]
+# ## The same components on node, through jco
+# A component is not tied to wasmtime. `jco transpile` (the Bytecode Alliance's JavaScript toolchain) turns one into
+# core modules plus the JavaScript that lifts and lowers values across the canonical ABI, and jco's WASI preview 2
+# shim supplies the imports: wasmlab's `node` runtime runs components that way, one node process per run. So
+# `compare` of a component covers both engines:
+
+# %%
+comparison = wasmlab.compare(quota, "quota#limit", (2,), runtimes=["wasmtime", "node"], repeat=1)
+print({r.runtime: r.result for r in comparison.results}, "| skipped:", comparison.skipped or "none")
+
+# %% [markdown]
+# ## A quota service in JavaScript
+# JavaScript snippets build components too. `lang="javascript"` uses StarlingMonkey by default (SpiderMonkey,
+# embedded by componentize-js: the engine Fastly runs JavaScript on). Each `export function` becomes a WIT function;
+# JavaScript numbers are doubles, so its parameters and result are `f64`. The build takes ~40 s (then the module
+# cache answers) and the component carries a whole JavaScript engine:
+
+# %%
+JS_QUOTA = "export function limit(tier) { return 60 * 4 ** Math.min(tier, 3) }\n"
+js_quota = wasmlab.compile(JS_QUOTA, "javascript", name="js-quota")
+print(js_quota.kind, "|", [line.strip() for line in js_quota.wit().splitlines() if "limit" in line])
+for engine in ("wasmtime:winch", "node"):
+    print(f"{engine:>15}:", [js_quota.run(engine, "limit", (tier,)).result for tier in range(5)])
+
+# %% tags=["nbval-ignore-output"]
+print(f"{js_quota.size / 1e6:.1f} MB")
+
+# %% [markdown]
+# The other JavaScript toolchain, `toolchain="quickjs"`, makes a plain core module instead: QuickJS-NG's WASI
+# build with the snippet's text in a data segment and one Wasm export per JavaScript function. No component model
+# needed, so every engine with WASI runs the very same bytes, the interpreter wasm3 included:
+
+# %%
+qjs_quota = wasmlab.compile(JS_QUOTA, "javascript", toolchain="quickjs", name="qjs-quota")
+print(qjs_quota.kind, "|", [(e.name, e.type) for e in qjs_quota.exports if e.name == "limit"])
+everywhere = wasmlab.compare(qjs_quota, "limit", (2,), repeat=1)
+print("distinct results:", sorted({r.result for r in everywhere.results}))
+
+# %% tags=["nbval-ignore-output"]
+print("engines:", ", ".join(r.runtime for r in everywhere.results), "| skipped:", ", ".join(everywhere.skipped))
+
+# %% [markdown]
 # ## What worked offline, and what did not
 # * Building a component from Python (componentize-py), from WAT (wasmtime's `wat2wasm`), reading their WIT,
 #   composing them (`wasm-tools compose`) and running them (wasmtime) all work offline.
 # * `wac`, the composition tool the Bytecode Alliance now recommends, is not installable here; `wasm-tools
 #   compose` still works and prints a deprecation notice (silenced with `-q` above).
-# * wasmlab runs components on wasmtime only (node, wasm3 and wasmer-python run core modules); it calls
-#   world-level functions by name and interface functions as `INTERFACE#FUNC` (`instance.export_names()`
-#   lists both).
+# * wasmlab runs components on wasmtime and, through `jco transpile`, on node (wasm3 and wasmer-python run core
+#   modules only); it calls world-level functions by name and interface functions as `INTERFACE#FUNC`
+#   (`instance.export_names()` lists both).
 #
 # ## Exercises
 # 1. Add a `premium: func(user: string) -> bool` function to the quota interface (in the WIT and in a WAT
@@ -278,5 +321,7 @@ except RuntimeError as error:
 #    the gateway double the limit for premium users. What must be rebuilt?
 # 2. Change the gateway's WIT so that `handle` returns `result<string, string>`, and return an error for
 #    unknown tiers. How does the result look from Python (`.result`)?
-# 3. Compose the gateway with a quota component whose interface is `wasmlab:edge/quota@0.2.0`. What does
+# 3. Write the quota service in JavaScript for the gateway: pass `wit=` a world that exports the `quota`
+#    interface and `export const quota = { limit(tier) { ... } }`, then `compose(gateway, ...)` it.
+# 4. Compose the gateway with a quota component whose interface is `wasmlab:edge/quota@0.2.0`. What does
 #    `wasm-tools compose` say, and what does that tell you about versioning interfaces?

@@ -43,6 +43,11 @@ __all__ = ["PROBES", "PlatformComparison", "Probe", "compare_platforms"]
 PLATFORM_HEADERS = frozenset(
     {"date", "connection", "keep-alive", "transfer-encoding", "content-length", "server", "via", "alt-svc"}
 )
+TABLE_COLUMNS = (
+    "platform", "version", "sha256", "cold_start_s", "prepare_s", "tool", "requests", "errors", "duration_s",
+    "rps", "p50_ms", "p90_ms", "p99_ms", "rss_mib", "agrees",
+)  # fmt: skip
+ANSWER_COLUMNS = ("probe", "platform", "reference", "status", "headers", "body", "error", "agrees")
 MAX_REQUESTS = 1_000_000
 MAX_DURATION = 600.0
 PROBE_TIMEOUT = 30.0
@@ -223,14 +228,15 @@ class PlatformComparison:
     def table(self):  # -> pandas.DataFrame
         import pandas as pd
 
-        return pd.DataFrame(self.rows)
+        extra = [k for row in self.rows for k in row if k not in TABLE_COLUMNS]
+        return pd.DataFrame(self.rows, columns=[*TABLE_COLUMNS, *dict.fromkeys(extra)])
 
     @property
     def responses(self):  # -> pandas.DataFrame
         import pandas as pd
 
         rows = [{**a, "headers": json.dumps(a["headers"]), "body": _show(a["body"])} for a in self.answers]
-        return pd.DataFrame(rows)
+        return pd.DataFrame(rows, columns=list(ANSWER_COLUMNS))
 
     @property
     def tidy(self):  # -> pandas.DataFrame
@@ -349,7 +355,11 @@ def compare_platforms(
         platform = registry.get(name)
         reason = platform.unavailable_reason()
         if reason:
-            fix = platform.install if platform.installable else f"elsewhere: {platform.elsewhere(art.name + '.wasm')}"
+            fix = (
+                f"fix: {platform.install}"
+                if platform.installable
+                else f"elsewhere: {platform.elsewhere(art.name + '.wasm')}"
+            )
             skipped[name] = f"{reason}; {fix}"
             continue
         if progress is not None:

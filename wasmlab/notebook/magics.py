@@ -202,7 +202,7 @@ class WasmMagics(Magics, Configurable):
 
     # %%wasm ------------------------------------------------------------------------------------------------
     @magic_arguments()
-    @argument("lang", help="language of the cell: c, cpp, rust, go, zig, as (assemblyscript), wat, python")
+    @argument("lang", help="language of the cell: c, cpp, rust, go, zig, as (assemblyscript), wat, python, js")
     @argument("--name", "-n", help="variable to bind the Module to (default: LANG_module, e.g. c_module)")
     @argument(
         "--kind",
@@ -210,6 +210,7 @@ class WasmMagics(Magics, Configurable):
         help="what to build (default: command for --run without --invoke, else library)",
     )
     @argument("-O", dest="opt", metavar="LEVEL", help="optimisation level 0 1 2 3 s z (default: WasmMagics.opt)")
+    @argument("--toolchain", "-t", help="for js: starlingmonkey (a component, the default) or quickjs (a module)")
     @argument("--flags", help='extra compiler flags, quoted: --flags "-DN=3 -ffast-math"')
     @argument(
         "--run",
@@ -269,6 +270,7 @@ class WasmMagics(Magics, Configurable):
                 strip=self.strip,
                 flags=flags,
                 name=name,
+                toolchain=args.toolchain,
                 use_cache=self.use_cache,
             )
         if self.shell is not None:
@@ -325,6 +327,7 @@ class WasmMagics(Magics, Configurable):
         rows = [
             {
                 "lang": t.lang,
+                "toolchain": t.toolchain,
                 "aliases": ", ".join(aliases.get(t.lang, [])),
                 "available": t.available,
                 "version": t.version,

@@ -23,8 +23,9 @@ holds (at least `NODE_BASELINE_RSS`). Trap frames are "name (0xOFFSET)" in the m
 `run()` records traps, exit codes and exceeded limits in the RunResult; `NodeInstance.call` raises them.
 Instances living in a killed worker are lost: using one raises `InstanceLost` saying why.
 
-Not here: fuel, Python host functions (the guest runs in another process: use the built-in `wasmlab` module),
-components (use wasmtime).
+Components run through `jco transpile`, one node process per run (`node_component`): `run` and `compare`, not
+kept instances. Not here: fuel, Python host functions (the guest runs in another process: use the built-in
+`wasmlab` module).
 """
 
 from __future__ import annotations
@@ -34,10 +35,16 @@ import re
 import shutil
 import subprocess
 from functools import cache
+from typing import TYPE_CHECKING
 
 from ..errors import RuntimeUnavailable
+from . import node_component
+from .base import RunOptions, RunResult
 from .worker.jscodec import trap_code
 from .worker.jsshell import SCRIPTS, JsInstance, JsShellRuntime
+
+if TYPE_CHECKING:
+    from ..module import Module
 
 __all__ = ["NodeInstance", "NodeRuntime", "trap_code"]
 
@@ -91,6 +98,7 @@ class NodeRuntime(JsShellRuntime):
     variants = ("default", "liftoff", "turbofan")
     install = "apt-get install nodejs"
     worker_script = WORKER_SCRIPT
+    capabilities = JsShellRuntime.capabilities | {"components"}
 
     # availability ---------------------------------------------------------------------------------------
     def unavailable_reason(self) -> str | None:
@@ -135,6 +143,18 @@ class NodeRuntime(JsShellRuntime):
 
     def baseline_rss(self) -> int:
         return NODE_BASELINE_RSS
+
+    # components -----------------------------------------------------------------------------------------
+    def run(self, module: Module, options: RunOptions) -> RunResult:
+        if module.is_component:
+            return node_component.run_component(self, module, options)
+        return super().run(module, options)
+
+    def instantiate(self, module: Module, options: RunOptions) -> NodeInstance:
+        if module.is_component:
+            raise RuntimeUnavailable(self.label, "components run one call per process here: use run(), or wasmtime "
+                                     "for kept component instances")
+        return super().instantiate(module, options)
 
 
 NodeInstance = JsInstance  # an instance kept in the node worker under a handle

@@ -58,6 +58,7 @@ class Toolchain:
     """One language's compiler. Subclasses set the class attributes and implement `build`."""
 
     lang: str = ""
+    name: str = ""  # for languages with several toolchains (javascript): the one `toolchain=` picks
     extensions: tuple[str, ...] = ()
     install: str = ""  # how to install the toolchain, shown when it is missing
     kinds: tuple[str, ...] = KINDS
@@ -238,6 +239,21 @@ def find_program(name: str, *candidates: Path | str) -> str | None:
     if in_venv.is_file():
         return str(in_venv)
     return shutil.which(name)
+
+
+@cache
+def npm_package(name: str) -> Path | None:
+    """Where npm package `name` is installed: $WASMLAB_NODE_MODULES, the project's tools/npm, or npm's global
+    root (None when it is in none of them)."""
+    project = Path(__file__).resolve().parents[2] / "tools" / "npm" / "node_modules"
+    roots = [os.environ.get("WASMLAB_NODE_MODULES", ""), str(project)]
+    npm = shutil.which("npm")
+    if npm:
+        roots.append(command_output([npm, "root", "-g"], timeout=30))
+    for root in filter(None, roots):
+        if (Path(root) / name / "package.json").is_file():
+            return Path(root) / name
+    return None
 
 
 def python_module_available(name: str) -> bool:

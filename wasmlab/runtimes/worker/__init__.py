@@ -11,7 +11,9 @@ Worker) spoken to in JSON lines, with the limits the guest cannot escape enforce
     jsshell.py        `JsShellRuntime`: an engine in a JS shell process speaking the node worker protocol
     python.py         `PyWorkerRuntime`: an engine in a Python process running `scripts/pyserve.py`
     browser_comm.py   the comm to the JupyterLab page, whose Web Worker runs the browser engine
-    scripts/          what runs inside the workers: node_worker.mjs, pyserve.py (+ wasm3_worker.py, wasmer_worker.py)
+    scripts/          what runs inside the workers: wasmcore.js (the JS engines' protocol) with its adapters
+                      node_worker.mjs and jsshell_worker.js (jsc, SpiderMonkey); pyserve.py (+ wasm3_worker.py,
+                      wasmer_worker.py)
 
 The protocol. One JSON object per line each way; the worker first says {"ready": true, ...versions}. Requests
 carry "op"; module bytes travel once per process ({"op": "load", "sha", "wasm": base64}) and by sha256 after.

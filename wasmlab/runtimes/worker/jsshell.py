@@ -1,7 +1,8 @@
 """`JsShellRuntime`: the base of the engines that run guests through JavaScript's WebAssembly API in a
 long-lived JS worker process (node today; the JavaScriptCore and SpiderMonkey shells are the same shape).
 
-The worker script speaks the node worker protocol (see `scripts/node_worker.mjs` and `wasmlab.runtimes.worker`):
+The worker speaks the protocol of `scripts/wasmcore.js`, the one JS source every JS engine worker shares (node's
+`node_worker.mjs` and the shells' `jsshell_worker.js` are small host adapters around it):
 ops load, run, instantiate, call, read, write, memory_size, exports, close, kv_clear and kv_items, values as in
 `jscodec`. What differs between engines is how to start the shell: a subclass gives `worker_argv()` (the
 program, its flags and its worker script), `unavailable_reason()`, `version()` and the resident memory an idle

@@ -7,8 +7,9 @@
 //   host.now()                 milliseconds, monotonic (performance.now, preciseTime...)
 //   host.b64encode/b64decode   optional: native base64 (node Buffer, atob/btoa); pure JS otherwise
 //   host.randomFill(bytes)     optional: crypto.getRandomValues; the shells have no crypto (Math.random then)
-//   host.wasi(ctx, req, name)  optional: a host WASI (node:wasi, with preopened directories) instead of the shim
-//   host.isExit(err)           optional: recognises the host WASI's exit marker
+//   host.wasi(ctx, req, name, shim)  optional: WASI imports of the host's own (node:wasi, for preopened
+//                              directories) instead of the shim, given the shim for what it keeps (stdio, exit)
+//   host.initialize(ctx)       optional: called after instantiation when host.wasi gave the imports
 //
 // Ops (request -> answer; every answer is one object, errors are {error, kind}):
 //   load        {sha, wasm(base64)}                       -> {ok, compile_ms}
@@ -55,7 +56,7 @@ function wasmlabCore(host) {
     }
   }
 
-  const isExit = (err) => err instanceof Exit || (host.isExit ? host.isExit(err) : false);
+  const isExit = (err) => err instanceof Exit;
 
   // ------------------------------------------------------------------------------------------- bytes
 
@@ -469,7 +470,8 @@ function wasmlabCore(host) {
     const wanted = new Set(WebAssembly.Module.imports(entry.module).map((i) => i.module));
     for (const name of wanted) {
       if (name in WASI_MODULES) {
-        importObject[name] = host.wasi ? host.wasi(ctx, req, WASI_MODULES[name]) : wasiShim(ctx, req);
+        const shim = wasiShim(ctx, req);
+        importObject[name] = host.wasi ? host.wasi(ctx, req, WASI_MODULES[name], shim) : shim;
       } else if (name === 'wasmlab') importObject[name] = builtinHost(ctx);
     }
     const t0 = host.now();
@@ -483,7 +485,10 @@ function wasmlabCore(host) {
     ctx.memory = firstMemory(ctx.instance);
     try {
       checkMemory(ctx);
-      if (host.initialize && !command) host.initialize(ctx);
+      if (host.initialize && ctx.wasi) {
+        if (!ctx.memory) throw new Failure('a WASI module must export its memory', 'link');
+        host.initialize(ctx);
+      }
       if (!command && typeof ctx.instance.exports._initialize === 'function') ctx.instance.exports._initialize();
     } catch (err) {
       closeContext(ctx);
@@ -528,12 +533,9 @@ function wasmlabCore(host) {
     const answer = { timings: ctx.timings };
     const t0 = host.now();
     try {
-      if (command && host.start && ctx.wasi) answer.exit_code = host.start(ctx);
-      else {
-        const result = exportFunction(ctx, name)(...(args || []).map(decodeValue));
-        if (command) answer.exit_code = 0;
-        else answer.result = encodeResult(result);
-      }
+      const result = exportFunction(ctx, name)(...(args || []).map(decodeValue));
+      if (command) answer.exit_code = 0;
+      else answer.result = encodeResult(result);
       answer.timings[key] = host.now() - t0;
     } catch (err) {
       answer.timings[key] = host.now() - t0;
@@ -681,5 +683,5 @@ function wasmlabCore(host) {
     return JSON.stringify(handle(req));
   }
 
-  return { handle, handleLine, Failure, Exit, b64encode, b64decode };
+  return { handle, handleLine, memoryOf };
 }
