@@ -48,23 +48,25 @@ def built(name: str, lang: str):
     except UsageError as exc:
         if "no standard-handler build" not in str(exc) or lang != "python":
             raise
-    return build(componentize_py(SNIPPETS / name))  # until edge.build makes Python itself: the same tool, by hand
+    # until edge.build makes Python itself: the same tool, by hand
+    return build(componentize_py(SNIPPETS / name), name=Path(name).stem)
 
 
-def componentize_py(source: Path) -> Path:
+def componentize_py(source: Path) -> bytes:
     """componentize-py on `source` against the lab's wasi:http world (what a build of Python does)."""
     from wasmlab.edge.standard import WIT_DIR, WORLD
 
     exe = Path(sys.executable).with_name("componentize-py")
     if not exe.is_file():
         pytest.skip("componentize-py is not installed (pip install componentize-py)")
-    app = Path(tempfile.mkdtemp(prefix="wasmlab-py-handler-"))
-    (app / "app.py").write_text(source.read_text())
-    out = app / f"{source.stem}.wasm"
-    cmd = [str(exe), "-d", str(WIT_DIR), "-w", WORLD, "componentize", "-p", str(app), "app", "-o", str(out)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return out
+    with tempfile.TemporaryDirectory(prefix="wasmlab-py-handler-") as tmp:
+        app = Path(tmp)
+        (app / "app.py").write_text(source.read_text())
+        out = app / f"{source.stem}.wasm"
+        cmd = [str(exe), "-d", str(WIT_DIR), "-w", WORLD, "componentize", "-p", str(app), "app", "-o", str(out)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return out.read_bytes()
 
 
 @pytest.fixture(scope="session")

@@ -57,6 +57,8 @@ def _parser() -> argparse.ArgumentParser:
 
     command("toolchains", "list the languages and whether their compilers are installed")
     command("runtimes", "list the runtimes and whether they are installed")
+    p = command("features", "which Wasm proposals each engine and tier runs, measured with detection modules")
+    p.add_argument("--runtimes", help="comma-separated engines or name:variant (default: every engine and tier here)")
 
     p = command("run", "run a module on one runtime")
     p.add_argument("source", help=SOURCE_HELP)
@@ -252,11 +254,26 @@ def cmd_runtimes(args: argparse.Namespace) -> int:
         for r in rows
     ]
     text = "\n".join(
-        f"{'ok ' if r.available else 'no '} {r.name:<11} "
+        f"{'ok ' if r.available else 'no '} {r.name:<12} "
         + (f"{r.version}  [{', '.join(r.capabilities)}]" if r.available else f"{r.reason} (install: {r.install})")
         for r in rows
     )
     _emit(args, data, text)
+    return 0
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from .features import FEATURES, detect
+
+    specs = [s.strip() for s in args.runtimes.split(",") if s.strip()] if args.runtimes else None
+    table = detect(specs)
+    marks = {True: "yes", False: "no", None: "-"}
+    width = max(len(spec) for spec in table) if table else 8
+    lines = [" " * width + "  " + "  ".join(f"{f:<3}" for f in FEATURES)]
+    for spec, row in table.items():
+        cells = "  ".join(f"{marks[row[f]]:<{max(3, len(f))}}" for f in FEATURES)
+        lines.append(f"{spec:<{width}}  {cells}")
+    _emit(args, table, "\n".join(lines) + "\n(- : this engine cannot be asked; see wasmlab.features)")
     return 0
 
 
@@ -379,6 +396,7 @@ COMMANDS = {
     "inspect": cmd_inspect,
     "toolchains": cmd_toolchains,
     "runtimes": cmd_runtimes,
+    "features": cmd_features,
     "run": cmd_run,
     "compare": cmd_compare,
     "demo": cmd_demo,

@@ -53,6 +53,7 @@ class Wasm3Runtime(PyWorkerRuntime):
     install = "pip install pywasm3 (builds with gcc)"
     worker_script = SCRIPTS / "wasm3_worker.py"
     supports_dirs = False
+    compiles_lazily = True  # a function is compiled on its first call: loading a module checks no function body
 
     def worker_python(self) -> str | None:
         return sys.executable

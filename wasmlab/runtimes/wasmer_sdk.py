@@ -60,6 +60,24 @@ _FRAME = re.compile(r"^\s*at (.*?) \((?:[^\[\]()]*)\[(\d+)\]:0x([0-9a-fA-F]+)\)\
 
 
 @cache
+@cache
+def embedded_versions() -> str:
+    """The Wasmer inside wasmer-sdk, which embeds it from a git commit (no Wasmer release number): the versions
+    of its crates as the native library names them, e.g. "wasmer-wasix 0.704.0, Cranelift 0.135.0"."""
+    spec = importlib.util.find_spec("wasmer_sdk")
+    if spec is None or not spec.origin:
+        return ""
+    found: dict[str, str] = {}
+    for library in Path(spec.origin).parent.glob("*.so"):
+        with contextlib.suppress(OSError):
+            data = library.read_bytes()
+            for crate, label in ((b"wasmer-wasix", "wasmer-wasix"), (b"cranelift-codegen", "Cranelift")):
+                match = re.search(crate + rb"-(\d+\.\d+\.\d+)", data)  # source paths, wasix's User-Agent
+                if match:
+                    found.setdefault(label, match.group(1).decode())
+    return ", ".join(f"{label} {version}" for label, version in found.items())
+
+
 def sdk_version() -> str | None:
     if importlib.util.find_spec("wasmer_sdk") is None:
         return None
@@ -108,7 +126,10 @@ class WasmerSdkRuntime(Runtime):
 
     def version(self) -> str:
         version = sdk_version()
-        return f"wasmer-sdk {version}" if version else ""
+        if not version:
+            return ""
+        inside = embedded_versions()
+        return f"wasmer-sdk {version}" + (f" ({inside})" if inside else "")
 
     # the private event loop -------------------------------------------------------------------------------
     def _submit(self, coroutine: Any) -> concurrent.futures.Future:

@@ -19,6 +19,7 @@ The build checks the snippet's syntax first by compiling it with the same reacto
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from functools import cache
@@ -29,7 +30,7 @@ from typing import Any
 
 from ..binary import parse
 from ..errors import CompileError
-from .base import CompileOptions, Toolchain, command_output, npm_package, run_tool
+from .base import CompileOptions, Toolchain, npm_package, run_tool
 from .javascript import LANG, JsExport, derive_exports, js_error
 
 GLUE_REVISION = "1"  # bump when the glue changes what a build produces
@@ -98,8 +99,8 @@ class QuickJSToolchain(Toolchain):
             reactor = version("qjs-wasi-reactor.wasm")
         except PackageNotFoundError:
             reactor = "unknown"
-        merge = command_output(["node", str(_wasm_merge()), "--version"]) or "wasm-merge"
-        return f"QuickJS-NG reactor {reactor} + {merge} (wasmlab glue {GLUE_REVISION})"
+        binaryen = json.loads((npm_package("binaryen") / "package.json").read_text()).get("version", "?")
+        return f"QuickJS-NG reactor {reactor} + binaryen {binaryen} (wasmlab glue {GLUE_REVISION})"
 
     def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
         reactor = reactor_bytes()
