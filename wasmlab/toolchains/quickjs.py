@@ -99,7 +99,7 @@ class QuickJSToolchain(Toolchain):
             reactor = version("qjs-wasi-reactor.wasm")
         except PackageNotFoundError:
             reactor = "unknown"
-        binaryen = json.loads((npm_package("binaryen") / "package.json").read_text()).get("version", "?")
+        binaryen = json.loads((self.found(npm_package("binaryen")) / "package.json").read_text()).get("version", "?")
         return f"QuickJS-NG reactor {reactor} + binaryen {binaryen} (wasmlab glue {GLUE_REVISION})"
 
     def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
