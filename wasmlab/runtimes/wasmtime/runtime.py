@@ -71,6 +71,7 @@ class WasmtimeRuntime(Runtime):
         self.compiled_ms: dict[str, float] = {}  # sha256 -> ms of the compile that filled the cache
         self._modules: dict[str, Any] = {}  # sha256 -> wasmtime.Module / component.Component
         self._pres: dict[str, Any] = {}  # sha256 -> InstancePre (modules without Python imports)
+        self._user_pres: dict[str, tuple[Any, Any]] = {}  # sha256 -> (the imports dict, InstancePre)
         self._infos: dict[str, _ModuleInfo] = {}
         self._component_linker: Any = None
         self._lock = threading.RLock()
@@ -160,6 +161,7 @@ class WasmtimeRuntime(Runtime):
         with self._lock:
             self._modules.clear()
             self._pres.clear()
+            self._user_pres.clear()
             self._component_linker = None
 
     # kv store of the built-in host module ---------------------------------------------------------------
@@ -206,6 +208,7 @@ class WasmtimeRuntime(Runtime):
                 oldest = next(iter(self._modules))
                 del self._modules[oldest]
                 self._pres.pop(oldest, None)
+                self._user_pres.pop(oldest, None)
                 self._infos.pop(oldest, None)
             return compiled, ms
 
@@ -241,17 +244,26 @@ class WasmtimeRuntime(Runtime):
         with self._lock:
             self._modules[module.sha256] = compiled
             self._pres.pop(module.sha256, None)
+            self._user_pres.pop(module.sha256, None)
         return {"deserialize": ms}
 
     # linking --------------------------------------------------------------------------------------------
     def _instance_pre(self, module: Module, compiled: Any, options: RunOptions) -> Any:
         user = {m: dict(funcs) for m, funcs in options.imports.items() if funcs}
-        if not user:
+        if user:  # the same imports dict again (e.g. every instance of an edge deployment): link once
+            kept = self._user_pres.get(module.sha256)
+            if kept is not None and kept[0] is options.imports:
+                return kept[1]
+        else:
             pre = self._pres.get(module.sha256)
             if pre is not None:
                 return pre
         pre = link(self._require_engine(), module, compiled, user, self._builtins)
-        if not user:
+        if user:
+            if len(self._user_pres) >= 64:
+                self._user_pres.pop(next(iter(self._user_pres)))
+            self._user_pres[module.sha256] = (options.imports, pre)
+        else:
             self._pres[module.sha256] = pre
         return pre
 
