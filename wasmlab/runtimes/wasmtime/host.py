@@ -142,7 +142,7 @@ def _unchecked_trampoline(idx: Any, caller: Any, raw: Any, nraw: int) -> int:
             setattr(raw[0], result, value)
         return 0
     except BaseException as exc:  # carried to the caller as wasmtime-py's own trampoline does
-        _wt_func.LAST_EXCEPTION = exc
+        _wt_func.LAST_EXCEPTION = exc  # type: ignore[assignment]  # wasmtime-py types its slot Exception | None
         trap = wasmtime.Trap("python exception")._consume()
         return ctypes.cast(trap, ctypes.c_void_p).value or 0
 

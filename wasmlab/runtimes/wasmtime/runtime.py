@@ -66,7 +66,7 @@ class WasmtimeRuntime(Runtime):
         # Fuel metering slows every guest (~1.5x on fib): only the twin engine that runs `fuel=` requests has it.
         self.metered = metered
         self._twin: WasmtimeRuntime | None = None
-        self._engine_options = {"cache": cache, "backtrace_details": backtrace_details}
+        self._engine_options: dict[str, Any] = {"cache": cache, "backtrace_details": backtrace_details}
         self.kv: dict[bytes, bytes] = {}
         self.compiled_ms: dict[str, float] = {}  # sha256 -> ms of the compile that filled the cache
         self._modules: dict[str, Any] = {}  # sha256 -> wasmtime.Module / component.Component
@@ -125,7 +125,8 @@ class WasmtimeRuntime(Runtime):
         if self.metered:
             store.set_fuel(1000)
         store.set_epoch_deadline(1)
-        if wasmtime.Instance(store, probe, []).exports(store)["f"](store) != 7:
+        f = wasmtime.Instance(store, probe, []).exports(store)["f"]
+        if not isinstance(f, wasmtime.Func) or f(store) != 7:
             raise RuntimeError(f"the {self.variant} engine computed a wrong answer on the probe module")
         return engine
 
@@ -232,6 +233,7 @@ class WasmtimeRuntime(Runtime):
         engine = self._require_engine()
         t0 = time.perf_counter()
         try:
+            compiled: wasmtime.Module | _wt_component.Component
             if module.is_component:
                 compiled = _wt_component.Component.deserialize(engine, data)
             else:
