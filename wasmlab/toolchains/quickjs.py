@@ -19,16 +19,18 @@ The build checks the snippet's syntax first by compiling it with the same reacto
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from functools import cache
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from ..binary import parse
 from ..errors import CompileError
-from .base import CompileOptions, Toolchain, command_output, npm_package, run_tool
+from .base import CompileOptions, Toolchain, npm_package, run_tool
 from .javascript import LANG, JsExport, derive_exports, js_error
 
 GLUE_REVISION = "1"  # bump when the glue changes what a build produces
@@ -97,8 +99,8 @@ class QuickJSToolchain(Toolchain):
             reactor = version("qjs-wasi-reactor.wasm")
         except PackageNotFoundError:
             reactor = "unknown"
-        merge = command_output(["node", str(_wasm_merge()), "--version"]) or "wasm-merge"
-        return f"QuickJS-NG reactor {reactor} + {merge} (wasmlab glue {GLUE_REVISION})"
+        binaryen = json.loads((self.found(npm_package("binaryen")) / "package.json").read_text()).get("version", "?")
+        return f"QuickJS-NG reactor {reactor} + binaryen {binaryen} (wasmlab glue {GLUE_REVISION})"
 
     def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
         reactor = reactor_bytes()
@@ -121,7 +123,7 @@ class QuickJSToolchain(Toolchain):
         own = {"_start"} if options.kind == "command" else {"_initialize", *(e.name for e in exports)}
         merged = parse((workdir / "merged.wasm").read_bytes()).exports
         (workdir / "remove.txt").write_text("\n".join(e.name for e in merged if e.name not in {*own, *KEEP_EXPORTS}))
-        opt = ["node", str(npm_package("binaryen") / "bin" / "wasm-opt"), *FEATURES, "merged.wasm"]
+        opt = ["node", str(self.found(npm_package("binaryen")) / "bin" / "wasm-opt"), *FEATURES, "merged.wasm"]
         opt += ["--remove-exports=@remove.txt", "--remove-unused-module-elements", *options.flags, "-o", "out.wasm"]
         run_tool(opt, lang=LANG, workdir=workdir, timeout=options.timeout)
         return (workdir / "out.wasm").read_bytes()
@@ -157,24 +159,31 @@ def check_syntax(reactor: bytes, source: str, filename: str) -> None:
         wasi = wasmtime.WasiConfig()
         wasi.stderr_file = str(err)
         store.set_wasi(wasi)
-        api = linker.instantiate(store, module).exports(store)
-        api["_initialize"](store)
-        if api["qjs_init"](store) != 0:
+        exports = linker.instantiate(store, module).exports(store)
+
+        def api(name: str, *args: Any) -> Any:
+            func = exports[name]
+            assert isinstance(func, wasmtime.Func), name
+            return func(store, *args)
+
+        api("_initialize")
+        if api("qjs_init") != 0:
             raise CompileError(f"{LANG}: QuickJS failed to start", lang=LANG)
-        ctx = api["qjs_get_context"](store)
-        memory = api["memory"]
+        ctx = api("qjs_get_context")
+        memory = exports["memory"]
+        assert isinstance(memory, wasmtime.Memory)
 
         def cstring(text: str) -> tuple[int, int]:
             data = text.encode() + b"\0"
-            ptr = api["malloc"](store, len(data))
+            ptr = api("malloc", len(data))
             memory.write(store, data, ptr)
             return ptr, len(data) - 1
 
         src, length = cstring(source)
         name, _ = cstring(filename)
-        value = api["JS_Eval"](store, ctx, src, length, name, EVAL_MODULE | EVAL_COMPILE_ONLY)
+        value = api("JS_Eval", ctx, src, length, name, EVAL_MODULE | EVAL_COMPILE_ONLY)
         if (value & (2**64 - 1)) >> 32 == TAG_EXCEPTION:
-            api["js_std_dump_error"](store, ctx)
+            api("js_std_dump_error", ctx)
             raise js_error(err.read_text(errors="replace"), filename)
 
 
