@@ -33,7 +33,7 @@ from .worker.process import SCRIPTS
 
 if TYPE_CHECKING:
     from ..module import Module
-    from .node import NodeRuntime
+    from .base import Runtime
 
 SCRIPT = SCRIPTS / "node_component.mjs"
 JCO = "@bytecodealliance/jco"
@@ -50,9 +50,16 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def _package(name: str) -> Path:
+    path = npm_package(name)
+    if path is None:
+        raise RuntimeUnavailable("node", f"components on node need the npm package {name}", "make setup")
+    return path
+
+
 @cache
 def jco_version() -> str:
-    return json.loads((npm_package(JCO) / "package.json").read_text()).get("version", "?")
+    return json.loads((_package(JCO) / "package.json").read_text()).get("version", "?")
 
 
 def transpiled(node: str, module: Module) -> Path:
@@ -65,7 +72,7 @@ def transpiled(node: str, module: Module) -> Path:
     work = Path(tempfile.mkdtemp(prefix=".transpile-", dir=root))
     try:
         (work / "component.wasm").write_bytes(module.bytes)
-        cmd = [node, str(npm_package(JCO) / "dist" / "jco.js"), "transpile", "component.wasm", "--instantiation",
+        cmd = [node, str(_package(JCO) / "dist" / "jco.js"), "transpile", "component.wasm", "--instantiation",
                "async", "--no-typescript", "--name", "component", "-q", "-o", "out"]
         proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=TRANSPILE_TIMEOUT)
         if proc.returncode != 0:
@@ -78,8 +85,9 @@ def transpiled(node: str, module: Module) -> Path:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run_component(runtime: NodeRuntime, module: Module, options: RunOptions) -> RunResult:
-    """One run of a component on node (see the module docstring)."""
+def run_component(runtime: Runtime, module: Module, options: RunOptions, node: str, flags: list[str]) -> RunResult:
+    """One run of a component on `node` with V8 `flags` (see the module docstring); node.py passes both, so this
+    module does not import it back."""
     reason = unavailable_reason()
     if reason:
         raise RuntimeUnavailable(runtime.label, reason, "make setup")
@@ -87,9 +95,6 @@ def run_component(runtime: NodeRuntime, module: Module, options: RunOptions) -> 
         runtime.require("fuel", "fuel (a deterministic instruction budget)")
     if options.imports:
         raise RuntimeUnavailable(runtime.label, "Python host functions are unsupported: run the component on wasmtime")
-    from .node import node_executable, supported_flags
-
-    node = node_executable()
     directory = transpiled(node, module)
     request = {
         "invoke": options.invoke,
@@ -99,8 +104,8 @@ def run_component(runtime: NodeRuntime, module: Module, options: RunOptions) -> 
         "dirs": {guest: str(Path(host).resolve()) for guest, host in options.dirs.items()},
     }
     read_end, write_end = os.pipe()
-    argv = [node, "--no-warnings", *supported_flags(node, (*runtime.flags, *COMPONENT_FLAGS)), str(SCRIPT),
-            str(npm_package(SHIM).parent.parent), str(directory), str(write_end), json.dumps(request)]
+    argv = [node, "--no-warnings", *flags, str(SCRIPT),
+            str(_package(SHIM).parent.parent), str(directory), str(write_end), json.dumps(request)]
     result = RunResult(runtime.label, options.invoke)
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -134,7 +139,7 @@ def run_component(runtime: NodeRuntime, module: Module, options: RunOptions) -> 
         result.exit_code = int(answer["exit"])
     else:
         result.result = _decode(answer.get("result"))
-        if type(result.result) is int and _float_result(module, options.invoke):
+        if type(result.result) is int and options.invoke and _float_result(module, options.invoke):
             result.result = float(result.result)  # JSON has one number type: f64 results stay floats
     return result
 

@@ -51,10 +51,10 @@ from .base import (
     run_tool,
     venv_bin,
 )
+from .worlds import WIT_DIR, WIT_NAME, wit_name
 
 LANG = "python"
 GLUE_REVISION = "1"  # bump when the generated glue changes what a build produces (it is part of version())
-WIT_DIR = Path(__file__).with_name("wit")
 APP_MODULE = "wasmlab_app"  # the module componentize-py wraps: generated glue that loads the snippet
 APP_DIR = ".wasmlab-app"  # under the workdir: the component's Python path (the glue only)
 WORLD_PACKAGE = "wasmlab:snippet"
@@ -65,7 +65,6 @@ NEWER_SYNTAX = "compiles with the component's Python but not with the one buildi
 
 _WIT_SCALARS = {"int": "s64", "float": "f64", "str": "string", "bool": "bool", "bytes": "list<u8>"}
 _PACKAGE_HEADER = re.compile(r"^\s*package\s+[^\s;{]+\s*;", re.MULTILINE)
-_WIT_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z][a-z0-9]*)*$")
 _SUPPORTED = "int, float, str, bool, bytes, list[T], tuple[A, B], T | None"
 
 
@@ -143,7 +142,7 @@ def _write_world(
             (witdir / "package.wit").write_text(f"package {WORLD_PACKAGE};\n", encoding="utf-8")
         return "explicit", options.world, []
     world_name = options.world or "library"
-    if not _WIT_NAME.match(world_name):
+    if not WIT_NAME.match(world_name):
         raise UsageError(f"python: world name {world_name!r} is not a WIT name (kebab-case, like 'library')")
     try:
         with warnings.catch_warnings():
@@ -216,22 +215,6 @@ class _Unsupported(Exception):
     pass
 
 
-def wit_name(py_name: str) -> str | None:
-    """The kebab-case WIT name of a Python name (`fib_fast`, `fibFast` -> `fib-fast`; `fib_2` -> `fib2`)."""
-    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", py_name)
-    text = re.sub(r"(?<=[A-Z])(?=[A-Z][a-z])", "_", text).lower()
-    parts: list[str] = []
-    for part in filter(None, text.split("_")):
-        if part[0].isdigit():
-            if not parts:
-                return None
-            parts[-1] += part
-        else:
-            parts.append(part)
-    name = "-".join(parts)
-    return name if _WIT_NAME.match(name) else None
-
-
 def _method_name(wit: str) -> str:
     """The Python method name componentize-py expects for a WIT name."""
     name = wit.replace("-", "_")
@@ -245,10 +228,11 @@ def _wit_type(node: ast.expr | None, *, result: bool = False) -> str | None:
             return None
         raise _Unsupported("None")
     if isinstance(node, ast.Constant) and isinstance(node.value, str):  # "int": a string annotation
+        text = node.value
         try:
-            node = ast.parse(node.value, mode="eval").body
+            node = ast.parse(text, mode="eval").body
         except SyntaxError:
-            raise _Unsupported(repr(node.value)) from None
+            raise _Unsupported(repr(text)) from None
         return _wit_type(node, result=result)
     name = _dotted_tail(node)
     if name in _WIT_SCALARS:
