@@ -147,7 +147,11 @@ class NodeRuntime(JsShellRuntime):
     # components -----------------------------------------------------------------------------------------
     def run(self, module: Module, options: RunOptions) -> RunResult:
         if module.is_component:
-            return node_component.run_component(self, module, options)
+            node = node_executable()
+            if not node:
+                raise RuntimeUnavailable(self.label, "node is not installed", self.install)
+            flags = supported_flags(node, (*self.flags, *node_component.COMPONENT_FLAGS))
+            return node_component.run_component(self, module, options, node, flags)
         return super().run(module, options)
 
     def instantiate(self, module: Module, options: RunOptions) -> NodeInstance:

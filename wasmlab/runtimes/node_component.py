@@ -27,13 +27,12 @@ from typing import TYPE_CHECKING, Any
 from ..cache import cache_dir
 from ..errors import LimitExceeded, RuntimeUnavailable, Trap, UsageError
 from ..toolchains.base import npm_package
-from .base import RunOptions, RunResult
+from .base import RunOptions, RunResult, Runtime
 from .worker.jscodec import trap_code
 from .worker.process import SCRIPTS
 
 if TYPE_CHECKING:
     from ..module import Module
-    from .node import NodeRuntime
 
 SCRIPT = SCRIPTS / "node_component.mjs"
 JCO = "@bytecodealliance/jco"
@@ -78,8 +77,8 @@ def transpiled(node: str, module: Module) -> Path:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def run_component(runtime: NodeRuntime, module: Module, options: RunOptions) -> RunResult:
-    """One run of a component on node (see the module docstring)."""
+def run_component(runtime: Runtime, module: Module, options: RunOptions, node: str, flags: list[str]) -> RunResult:
+    """One run of a component on `node` (the program, run with V8 `flags`: see the module docstring)."""
     reason = unavailable_reason()
     if reason:
         raise RuntimeUnavailable(runtime.label, reason, "make setup")
@@ -87,9 +86,6 @@ def run_component(runtime: NodeRuntime, module: Module, options: RunOptions) -> 
         runtime.require("fuel", "fuel (a deterministic instruction budget)")
     if options.imports:
         raise RuntimeUnavailable(runtime.label, "Python host functions are unsupported: run the component on wasmtime")
-    from .node import node_executable, supported_flags
-
-    node = node_executable()
     directory = transpiled(node, module)
     request = {
         "invoke": options.invoke,
@@ -99,7 +95,7 @@ def run_component(runtime: NodeRuntime, module: Module, options: RunOptions) -> 
         "dirs": {guest: str(Path(host).resolve()) for guest, host in options.dirs.items()},
     }
     read_end, write_end = os.pipe()
-    argv = [node, "--no-warnings", *supported_flags(node, (*runtime.flags, *COMPONENT_FLAGS)), str(SCRIPT),
+    argv = [node, "--no-warnings", *flags, str(SCRIPT),
             str(npm_package(SHIM).parent.parent), str(directory), str(write_end), json.dumps(request)]
     result = RunResult(runtime.label, options.invoke)
     try:

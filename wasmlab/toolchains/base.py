@@ -252,6 +252,25 @@ def python_module_available(name: str) -> bool:
 
 
 PYTHON = sys.executable
+WIT_DIR = Path(__file__).with_name("wit")  # WIT the component toolchains share (wasi:cli/run and its command world)
+_WIT_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z][a-z0-9]*)*$")
+
+
+def wit_name(py_name: str) -> str | None:
+    """The kebab-case WIT name of a snippet's name (`fib_fast`, `fibFast` -> `fib-fast`; `fib_2` -> `fib2`)."""
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", py_name)
+    text = re.sub(r"(?<=[A-Z])(?=[A-Z][a-z])", "_", text).lower()
+    parts: list[str] = []
+    for part in filter(None, text.split("_")):
+        if part[0].isdigit():
+            if not parts:
+                return None
+            parts[-1] += part
+        else:
+            parts.append(part)
+    name = "-".join(parts)
+    return name if _WIT_NAME.match(name) else None
+
 
 
 def command_output(cmd: list[str], timeout: float = 60) -> str:

@@ -43,18 +43,20 @@ from pathlib import Path
 
 from ..errors import CompileError, UsageError
 from .base import (
+    _WIT_NAME,
     PYTHON,
+    WIT_DIR,
     CompileOptions,
     Toolchain,
     find_program,
     python_module_available,
     run_tool,
     venv_bin,
+    wit_name,
 )
 
 LANG = "python"
 GLUE_REVISION = "1"  # bump when the generated glue changes what a build produces (it is part of version())
-WIT_DIR = Path(__file__).with_name("wit")
 APP_MODULE = "wasmlab_app"  # the module componentize-py wraps: generated glue that loads the snippet
 APP_DIR = ".wasmlab-app"  # under the workdir: the component's Python path (the glue only)
 WORLD_PACKAGE = "wasmlab:snippet"
@@ -65,7 +67,6 @@ NEWER_SYNTAX = "compiles with the component's Python but not with the one buildi
 
 _WIT_SCALARS = {"int": "s64", "float": "f64", "str": "string", "bool": "bool", "bytes": "list<u8>"}
 _PACKAGE_HEADER = re.compile(r"^\s*package\s+[^\s;{]+\s*;", re.MULTILINE)
-_WIT_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z][a-z0-9]*)*$")
 _SUPPORTED = "int, float, str, bool, bytes, list[T], tuple[A, B], T | None"
 
 
@@ -214,22 +215,6 @@ class Export:
 
 class _Unsupported(Exception):
     pass
-
-
-def wit_name(py_name: str) -> str | None:
-    """The kebab-case WIT name of a Python name (`fib_fast`, `fibFast` -> `fib-fast`; `fib_2` -> `fib2`)."""
-    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", py_name)
-    text = re.sub(r"(?<=[A-Z])(?=[A-Z][a-z])", "_", text).lower()
-    parts: list[str] = []
-    for part in filter(None, text.split("_")):
-        if part[0].isdigit():
-            if not parts:
-                return None
-            parts[-1] += part
-        else:
-            parts.append(part)
-    name = "-".join(parts)
-    return name if _WIT_NAME.match(name) else None
 
 
 def _method_name(wit: str) -> str:

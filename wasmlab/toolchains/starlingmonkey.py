@@ -26,9 +26,8 @@ from functools import cache
 from pathlib import Path
 
 from ..errors import CompileError, UsageError
-from .base import CompileOptions, Toolchain, npm_package, run_tool
+from .base import WIT_DIR, CompileOptions, Toolchain, npm_package, run_tool, wit_name
 from .javascript import LANG, JsExport, derive_exports, js_error, user_error
-from .python import WIT_DIR, wit_name
 
 GLUE_REVISION = "1"  # bump when the generated wrapper or world changes what a build produces
 PACKAGE = "@bytecodealliance/componentize-js"
