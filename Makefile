@@ -16,9 +16,10 @@ lab: setup
 demo: setup
 	$(VENV)/bin/wasmlab demo
 
-lint: setup  # style, then the import layers of pyproject.toml's [tool.importlinter] (the data path one way)
+lint: setup  # style, the import layers of pyproject.toml's [tool.importlinter] (the data path one way), types
 	$(VENV)/bin/ruff check wasmlab tests benchmarks scripts ui-tests/*.py
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy
 
 test: setup lint
 	$(PY) -m pytest -q -ra
@@ -28,7 +29,7 @@ test: setup lint
 	bash scripts/binder_check.sh
 
 fuzz: setup
-	$(PY) scripts/fuzz.py
+	$(PY) -m tests.fuzz
 
 binder-check:
 	bash scripts/binder_check.sh

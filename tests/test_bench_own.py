@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import struct
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,8 +20,8 @@ from wasmlab.errors import UsageError
 from wasmlab.runtimes import RunOptions, get_runtime
 
 from .conftest import need_toolchain
+from .snippets import SNIPPETS
 
-SNIPPETS = Path(__file__).parent / "snippets"
 C_SOURCE = "int fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }\n"
 WAT_SOURCE = (SNIPPETS / "fib.wat").read_text()
 FIB = {12: 144, 15: 610, 18: 2584}

@@ -39,35 +39,12 @@ from wasmlab.binary import (
     parse,
 )
 from wasmlab.errors import InvalidModule
+from wasmlab.leb128 import sleb
+from wasmlab.leb128 import uleb as leb
 
 HEADER = b"\x00asm\x01\x00\x00\x00"
 
 # ------------------------------------------------------------------------------------------- byte builders
-
-
-def leb(n: int) -> bytes:
-    """Unsigned LEB128."""
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-def sleb(n: int) -> bytes:
-    """Signed LEB128."""
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if (n == 0 and not byte & 0x40) or (n == -1 and byte & 0x40):
-            out.append(byte)
-            return bytes(out)
-        out.append(byte | 0x80)
 
 
 def name(text: str | bytes) -> bytes:
@@ -1226,3 +1203,11 @@ def test_fuzz_mutations_only_raise_invalid_module() -> None:
     elapsed = time.perf_counter() - start
     assert parsed > 100 and rejected > 1000, (parsed, rejected)
     assert elapsed < 30, f"fuzzing took {elapsed:.1f}s"
+
+
+@pytest.mark.parametrize("n", [0, 1, 63, 64, 127, 128, 624485, (1 << 32) - 1, (1 << 64) - 1])
+def test_leb128_encodes_what_the_parser_reads(n: int) -> None:
+    from wasmlab.leb128 import read_uleb
+
+    assert read_uleb(leb(n) + b"\xff", 0) == (n, len(leb(n)))
+    assert (leb(624485), sleb(-123456), sleb(-64), sleb(64)) == (b"\xe5\x8e\x26", b"\xc0\xbb\x78", b"\x40", b"\xc0\x00")

@@ -1,6 +1,6 @@
 """Differential testing: the same module on every engine gives the same results or the same trap kind.
 
-Random valid modules come from `wasm-tools smith` (scripts/fuzz.py: features every engine runs, every call
+Random valid modules come from `wasm-tools smith` (tests/fuzz.py: features every engine runs, every call
 terminating); the rules (NaNs canonicalised, limits and stack overflows inconclusive, V8's ambiguous trap
 messages) are in that script's docstring and in SECURITY.md. A mismatch fails the test with the module saved
 for reproduction. `make fuzz` runs the long version.
@@ -18,9 +18,8 @@ import pytest
 import wasmlab
 from wasmlab.module import Module
 
-from .test_malformed import load_fuzz_script
+from . import fuzz
 
-fuzz = load_fuzz_script()
 RUNTIMES = fuzz.differential_runtimes()
 ALL_VARIANTS = fuzz.differential_runtimes(all_variants=True)
 pytestmark = pytest.mark.skipif(len(RUNTIMES) < 2, reason=f"only {RUNTIMES} can run exports here: nothing to compare")
@@ -110,7 +109,7 @@ def test_edge_values_agree_on_every_engine(tmp_path: Path) -> None:
         assert verdict == "agree", f"{runtime} differs at {where}: {outcomes[index]} vs {reference[index]}"
 
 
-# A smith module from a long run (scripts/fuzz.py --seed 7 --all-variants): function "6" traps out of bounds
+# A smith module from a long run (tests/fuzz.py --seed 7 --all-variants): function "6" traps out of bounds
 # before its loop on wasmer's LLVM build, and inside the loop everywhere else (memory is the same throughout),
 # so the globals set in the loop differ and the next call grows memory again. Open: see SECURITY.md. The test
 # passes (XPASS) once the engines agree.

@@ -105,6 +105,22 @@ def lab_handler():
     return compile_handler(LAB_C, "c", name="lab")
 
 
+@pytest.fixture(scope="module")
+def lab_abi():
+    """The same handler on the wasmlab-edge/1 ABI: what the out-of-process engines (node, wasm3, wasmer) run."""
+    need_toolchain("c")
+    return compile_handler(LAB_C, "c", name="lab", standard=False)
+
+
+def test_a_standard_handler_on_an_out_of_process_engine_says_what_to_do(lab_handler):
+    try:
+        get_runtime("node")
+    except RuntimeUnavailable as exc:
+        pytest.skip(str(exc))
+    with pytest.raises(UsageError, match="runtime='wasmtime', or compile_handler"):
+        deploy(lab_handler, "fresh", "node")
+
+
 @pytest.fixture
 def server():
     with EdgeServer(timeout=0.5) as srv:
@@ -164,7 +180,7 @@ def test_keep_alive_chunked_and_expect_continue(server, lab_handler):
 def test_handlers_in_four_languages(server, lang):
     need_toolchain(lang)
     handler = compile_handler(PERSONALISE[lang], lang, name=f"personalise-{lang}")
-    assert handler.helper and handler.kind == "abi"
+    assert handler.helper and handler.kind == ("http" if lang == "c" else "abi")  # C: a standard handler
     server.route("/p", handler, timeout=5.0)
     for _ in range(3):  # several requests: pooled instances are replaced in between
         status, headers, body = fetch(server, "/p/x?name=ada&y=1", headers={"X-Country": "NZ"})
@@ -333,7 +349,8 @@ def test_inline_execution_and_server_lifecycle(lab_handler):
 
 
 @pytest.mark.parametrize("runtime", ["node", "wasm3", "wasmer"])
-def test_other_runtimes_serve_every_strategy(lab_handler, runtime):
+def test_other_runtimes_serve_every_strategy(lab_abi, runtime):
+    lab_handler = lab_abi
     try:
         get_runtime(runtime)
     except RuntimeUnavailable as exc:
@@ -347,7 +364,8 @@ def test_other_runtimes_serve_every_strategy(lab_handler, runtime):
         assert fetch(server, "/reused")[2].endswith(b"count=2")
 
 
-def test_node_worker_loop_is_stopped_and_the_pool_recovers(lab_handler):
+def test_node_worker_loop_is_stopped_and_the_pool_recovers(lab_abi):
+    lab_handler = lab_abi
     try:
         get_runtime("node")
     except RuntimeUnavailable as exc:

@@ -16,8 +16,7 @@ from nbclient.exceptions import CellExecutionError
 
 from wasmlab.notebook import KERNEL_DIR, install_kernelspec, kernelspec, logo_png
 
-ADD_WAT = '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))'
-SPIN_WAT = '(module (func (export "spin") (loop $l (br $l))))'
+from .snippets import ADD_WAT, SPIN_WAT
 
 
 @pytest.fixture

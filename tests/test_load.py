@@ -1,5 +1,5 @@
 """Load: many instances created and destroyed in a loop without growing memory or leaking file descriptors.
-`make fuzz` (scripts/fuzz.py --instances 100000) runs the long version on wasmtime."""
+`make fuzz` (tests/fuzz.py --instances 100000) runs the long version on wasmtime."""
 
 from __future__ import annotations
 

@@ -16,18 +16,9 @@ from wasmlab.notebook.magics import WasmMagics
 from wasmlab.runtimes import list_runtimes
 
 from .conftest import need_toolchain
+from .snippets import ADD_WAT, FIB_C, FIB_WAT, SPIN_WAT
 
-FIB_C = "int fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }\n"
-ADD_WAT = '(module (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add))\n'
-SPIN_WAT = '(module (func (export "spin") (loop $l (br $l))))\n'
 TRAP_WAT = '(module (func $inner unreachable) (func (export "boom") call $inner))\n'
-FIB_WAT = """(module
-  (func $fib (export "fib") (param $n i32) (result i32)
-    (if (result i32) (i32.lt_s (local.get $n) (i32.const 2))
-      (then (local.get $n))
-      (else (i32.add (call $fib (i32.sub (local.get $n) (i32.const 1)))
-                     (call $fib (i32.sub (local.get $n) (i32.const 2))))))))
-"""
 
 
 @pytest.fixture(scope="module")

@@ -1,15 +1,13 @@
 """Malformed modules through inspection and through every runtime: InvalidModule (or another of wasmlab's own
 errors), never a crash, a hang or a foreign exception, and the engines keep working. The targeted cases come
-first, then a seeded mutation fuzz (scripts/fuzz.py; `make fuzz` runs the long version).
+first, then a seeded mutation fuzz (tests/fuzz.py; `make fuzz` runs the long version).
 
 tests/test_binary.py fuzzes the parser alone; here the same kind of input goes all the way to the engines.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
 import time
 from pathlib import Path
 
@@ -17,30 +15,15 @@ import pytest
 
 import wasmlab
 from wasmlab.errors import InvalidModule, LimitExceeded, RuntimeUnavailable, UsageError
+from wasmlab.leb128 import uleb as leb
 from wasmlab.module import Module
 from wasmlab.runtimes import list_runtimes
 
-
-def load_fuzz_script():
-    """scripts/fuzz.py (`make fuzz`) as a module: the test suite runs the same code on fewer cases."""
-    if "wasmlab_fuzz" not in sys.modules:
-        path = Path(__file__).parents[1] / "scripts" / "fuzz.py"
-        spec = importlib.util.spec_from_file_location("wasmlab_fuzz", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["wasmlab_fuzz"] = module
-        spec.loader.exec_module(module)
-    return sys.modules["wasmlab_fuzz"]
-
-
-fuzz = load_fuzz_script()
+from . import fuzz
 
 AVAILABLE = {row.name: row for row in list_runtimes() if row.available}
 EXPORTS = [name for name, row in AVAILABLE.items() if "exports" in row.capabilities]
 HEADER = b"\0asm\1\0\0\0"
-
-
-def leb(n: int) -> bytes:
-    return fuzz._leb(n)
 
 
 def section(sid: int, payload: bytes) -> bytes:
@@ -118,7 +101,7 @@ def test_invalid_code_is_rejected_by_every_engine(case: str) -> None:
         assert time.monotonic() - started < 10
 
 
-# Found by the long fuzz run (scripts/fuzz.py --seed 2026): a mutated C module whose invalid code made the
+# Found by the long fuzz run (tests/fuzz.py --seed 2026): a mutated C module whose invalid code made the
 # wasm3 worker's LEB rewriter raise IndexError, reported as a generic error instead of InvalidModule.
 FUZZ_FOUND = bytes.fromhex(
     "0061736d01000000010f0360000060017f017f60027c7f017c0307060000010102010405017001010105030100110609017f01418080c000"

@@ -19,8 +19,8 @@ import wasmlab
 from wasmlab.mcp import Policy, SessionError, ToolError, ToolHost, session, toolset
 
 from .conftest import need_toolchain
+from .snippets import SNIPPETS
 
-SNIPPETS = Path(__file__).parent / "snippets"
 VALUES_WIT = (SNIPPETS / "mcp_values.wit").read_text()
 GEO_WIT = (SNIPPETS / "mcp_geo.wit").read_text()
 RUNTIME = "wasmtime:winch"  # compiles the 19 MB Python component ~8x faster than Cranelift; limits act the same

@@ -4,6 +4,7 @@ engines, real modules, no mocks."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -60,6 +61,8 @@ def test_registry_and_capabilities() -> None:
     runtime = get_runtime("wasmer-sdk")
     assert runtime.name == "wasmer-sdk" and runtime.capabilities == {"wasi", "timeout"}
     assert runtime.version().startswith("wasmer-sdk 0.")
+    # the Wasmer inside (embedded from a git commit): its crates' versions, read from the native library
+    assert re.search(r"\(wasmer-wasix \d+\.\d+\.\d+, Cranelift \d+\.\d+\.\d+\)$", runtime.version())
     row = next(r for r in list_runtimes() if r.name == "wasmer-sdk")
     assert row.available and row.capabilities == ("wasi", "timeout")
 

@@ -20,6 +20,8 @@ from wasmlab.runtimes import run as registry_run
 from wasmlab.runtimes.views import diff_memory
 from wasmlab.runtimes.wasmtime import WasmtimeRuntime
 
+from .snippets import FIB_C
+
 wasmtime = pytest.importorskip("wasmtime")
 
 WAT = r"""
@@ -88,7 +90,6 @@ int main(int argc, char **argv) {
 }
 """
 
-FIB_C = "int fib(int n) { return n < 2 ? n : fib(n - 1) + fib(n - 2); }"
 
 COMPONENT_WAT = r"""
 (component

@@ -17,6 +17,7 @@ from wasmlab.notebook import ComparisonDashboard, LimitsExplorer, MemoryViewer, 
 from wasmlab.notebook.widgets import STATIC, diff_ranges, front_end, parse_args
 
 from .conftest import need_toolchain
+from .snippets import FIB_WAT, SPIN_WAT
 
 MEMORY_WAT = """(module
   (memory (export "memory") 2)
@@ -29,14 +30,6 @@ MEMORY_WAT = """(module
     (memory.fill (local.get $addr) (local.get $value) (local.get $n)))
   (func (export "boom") unreachable))
 """
-FIB_WAT = """(module
-  (func $fib (export "fib") (param $n i32) (result i32)
-    (if (result i32) (i32.lt_s (local.get $n) (i32.const 2))
-      (then (local.get $n))
-      (else (i32.add (call $fib (i32.sub (local.get $n) (i32.const 1)))
-                     (call $fib (i32.sub (local.get $n) (i32.const 2))))))))
-"""
-SPIN_WAT = '(module (func (export "spin") (loop $l (br $l))))'
 GREET_C = """
 static char buffer[32];
 const char *greet(void) { return "hello, wasm"; }

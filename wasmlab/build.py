@@ -31,6 +31,7 @@ def _read_source(source: str | Path, lang: str | None) -> tuple[str, str, str]:
             raise UsageError(f"no such source file: {path}")
         lang = normalize_lang(lang) if lang else detect_lang(path)
         return path.read_text(), lang, path.name
+    source = str(source)
     if not lang:
         if source.lstrip().startswith("(module") or source.lstrip().startswith("(component"):
             lang = "wat"

@@ -178,8 +178,8 @@ class LimitExceeded(WasmlabError):
         super().__init__(message)
         self.limit = limit
 
-    @property  # type: ignore[override]
-    def kind(self) -> str:  # "limit:time"...
+    @property
+    def kind(self) -> str:  # type: ignore[override]  # "limit:time"...: one kind per limit, not per class
         return ErrorKind.limit(self.limit)
 
 

@@ -134,7 +134,7 @@ class Module:
     def func_type(self, name: str) -> binary.FuncType:
         """The signature of exported function `name`."""
         for export in self.exports:
-            if export.name == name and export.kind == "func":
+            if export.name == name and isinstance(export.type, binary.FuncType):
                 return export.type
         exported = ", ".join(self.export_names()) or "none"
         raise UsageError(f"{self.name} exports no function {name!r}: it exports {exported}")

@@ -132,7 +132,7 @@ def calibrate(runner: Runner, target_ms: float) -> int:
     n = 1
     for _ in range(8):
         ms = min(runner.measure(n)[1] for _ in range(2))
-        if host:
+        if isinstance(runner, HostLoop):
             limit = runner.most_calls(n, target_ms)
         if ms >= target_ms / 4 or n >= limit:
             break
@@ -229,8 +229,8 @@ def call_throughput(
                 skipped[engine.label] = str(exc)
                 continue
             results[engine.label] = B.result_bits(value, ftype.results)
-            runner = GuestLoop(engine.label, instance) if guest else None
-            runners.append(runner or HostLoop(engine.label, instance, call.name, call.args, ftype.results))
+            loop = GuestLoop(engine.label, instance) if guest else None
+            runners.append(loop or HostLoop(engine.label, instance, call.name, call.args, ftype.results))
         if not runners:
             why = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "no runtime given"
             raise RuntimeUnavailable("any runtime", f"no engine can call {call.label} ({why})")
@@ -351,6 +351,7 @@ def _native_program(subject: Subject, ftype: Any, native: bool | None, notes: li
         notes.append(f"no native baseline: {why} (C, C++, Rust, Zig and Go sources get one)")
         return None
     try:
+        assert subject.call is not None  # call_throughput checked it
         return native_program(subject.source, subject.lang, subject.call.name, ftype, subject.opt)
     except NativeUnavailable as exc:
         if native:

@@ -206,6 +206,7 @@ def _native_sample(exe: Path, count: int) -> dict[str, Any]:
             t0 = time.perf_counter()
             proc = subprocess.Popen([str(exe)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             procs.append(proc)
+            assert proc.stdin is not None and proc.stdout is not None  # PIPEs
             proc.stdin.write("6\n")
             proc.stdin.flush()
             answer = proc.stdout.readline().strip()
@@ -218,7 +219,8 @@ def _native_sample(exe: Path, count: int) -> dict[str, Any]:
             proc.kill()
             proc.wait()
             for stream in (proc.stdin, proc.stdout):
-                stream.close()
+                if stream is not None:
+                    stream.close()
     return {
         "memory_kib": memory / count / 1024,
         "create_ms": statistics.median(create),

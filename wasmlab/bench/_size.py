@@ -144,7 +144,7 @@ def size_vs_speed(
     quick = plan.quick
     target = target_ms or TARGET_MS[plan.mode]
     own = isinstance(langs, Mapping)
-    if own:
+    if isinstance(langs, Mapping):
         if not invoke:
             raise UsageError("size_vs_speed of your own sources needs invoke= (and args=): the call to time")
         sources: dict[str, str | Path] = {normalize_lang(k): v for k, v in langs.items()}
@@ -201,7 +201,7 @@ def size_vs_speed(
                 }
             )
     _check_answers(answers, expected, call, check, notes)
-    for lang in sorted({b["lang"] for b in builds} & NO_OPT_LEVELS):
+    for lang in sorted({str(b["lang"]) for b in builds} & NO_OPT_LEVELS):
         notes.append(f"{lang} has no optimisation levels: only its O2 builds are shown")
     env = envmod.snapshot([engine.label])
     rows: list[dict[str, Any]] = []

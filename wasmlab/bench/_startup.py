@@ -189,7 +189,9 @@ class _Raw:
         t0 = time.perf_counter()
         inst = self.linker.instantiate(store, self.module)
         if self.initialize:
-            inst.exports(store)["_initialize"](store)
+            initialize = inst.exports(store)["_initialize"]
+            assert isinstance(initialize, self.wasmtime.Func)
+            initialize(store)
         return (time.perf_counter() - t0) * 1000.0
 
 
@@ -209,7 +211,8 @@ def _library_sample(engine, work: Workload, state: str, sample: int, raw: _Raw |
             wall = (time.perf_counter() - t0) * 1000.0
             answer, t = None, first.timings
     if work.expect_result is not None and answer != work.expect_result:
-        raise WasmlabError(f"{label}: {call.label} returned {answer!r}, not {work.expect_result!r}")
+        what = call.label if call is not None else "the instance"
+        raise WasmlabError(f"{label}: {what} returned {answer!r}, not {work.expect_result!r}")
     what = "compile+instantiate" + ("+call" if call is not None else "")
     rows += [
         _row(label, "compile", state, sample, t.get("compile")),

@@ -218,10 +218,16 @@ def _raw_engine(config_name: str, lib: Module):
         store.set_epoch_deadline(1 << 40)
     instance = wasmtime.Linker(engine).instantiate(store, module)
     exports = instance.exports(store)
-    exports["_initialize"](store)
+
+    def func_of(name: str) -> wasmtime.Func:
+        func = exports[name]
+        assert isinstance(func, wasmtime.Func), name
+        return func
+
+    func_of("_initialize")(store)
 
     def call(kernel: str, n: int) -> tuple[int, float]:
-        func = exports[export_name(kernel)]
+        func = func_of(export_name(kernel))
         t0 = time.perf_counter()
         value = func(store, n)
         return int(value) & MASK, (time.perf_counter() - t0) * 1000.0

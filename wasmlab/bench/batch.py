@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..errors import UsageError
+from ..leb128 import read_uleb, sleb, uleb
 from ..module import Module, Provenance
 from ..runtimes.values import coerce_args
 
@@ -110,9 +111,9 @@ def with_loop(module: Module, name: str, args: Sequence[Any]) -> Module:
 
     added = {
         1: _bytes(0x60, *_vec([LOOPABLE["i32"]]), *_vec([LOOPABLE["i64"]])),  # (i32) -> i64
-        3: _uleb(type_index),
+        3: uleb(type_index),
         6: b"".join(bytes([LOOPABLE[t], 1]) + _const(t, v) for t, v in zip(ftype.params, values, strict=True)),
-        7: _name(LOOP_EXPORT) + b"\x00" + _uleb(func_index),
+        7: _name(LOOP_EXPORT) + b"\x00" + uleb(func_index),
         10: _sized(_loop_body(ftype.results, target, first_global, len(ftype.params))),
     }
     counts = {1: 1, 3: 1, 6: len(ftype.params), 7: 1, 10: 1}
@@ -123,19 +124,19 @@ def with_loop(module: Module, name: str, args: Sequence[Any]) -> Module:
 
 def _loop_body(results: tuple[str, ...], target: int, first_global: int, nparams: int) -> bytes:
     """locals: 0 = n (param), 1 = acc (i64), 2.. = F's results."""
-    temps = _bytes(*_uleb(1 + len(results)))  # local groups: acc, then one group per result
+    temps = _bytes(*uleb(1 + len(results)))  # local groups: acc, then one group per result
     temps += _bytes(1, LOOPABLE["i64"]) + b"".join(_bytes(1, LOOPABLE[t]) for t in results)
     code = bytearray()
-    code += _bytes(0x42) + _sleb(OFFSET - (1 << 64)) + _bytes(0x21, 1)  # acc = OFFSET
+    code += _bytes(0x42) + sleb(OFFSET - (1 << 64)) + _bytes(0x21, 1)  # acc = OFFSET
     code += _bytes(0x02, 0x40, 0x20, 0, 0x45, 0x0D, 0)  # block; n == 0 -> out
     code += _bytes(0x03, 0x40)  # loop
     for g in range(nparams):
-        code += _bytes(0x23) + _uleb(first_global + g)  # global.get arg
-    code += _bytes(0x10) + _uleb(target)  # call F
+        code += _bytes(0x23) + uleb(first_global + g)  # global.get arg
+    code += _bytes(0x10) + uleb(target)  # call F
     for i in reversed(range(len(results))):
-        code += _bytes(0x21) + _uleb(2 + i)  # local.set result i
+        code += _bytes(0x21) + uleb(2 + i)  # local.set result i
     for i, t in enumerate(results):  # acc = acc * PRIME + bits(result i)
-        code += _bytes(0x20, 1, 0x42) + _sleb(PRIME) + _bytes(0x7E, 0x20) + _uleb(2 + i)
+        code += _bytes(0x20, 1, 0x42) + sleb(PRIME) + _bytes(0x7E, 0x20) + uleb(2 + i)
         code += {"i32": _bytes(0xAD), "i64": b"", "f32": _bytes(0xBC, 0xAD), "f64": _bytes(0xBD)}[t]
         code += _bytes(0x7C, 0x21, 1)
     code += _bytes(0x20, 0, 0x41, 1, 0x6B, 0x22, 0, 0x0D, 0)  # n -= 1; loop while n != 0
@@ -155,15 +156,15 @@ def _append_entries(data: bytes, sections: Sequence[Any], added: dict[int, bytes
 
     def emit_new(before_rank: int) -> None:
         for sid in sorted([s for s in pending if _RANK[s] < before_rank], key=_RANK.__getitem__):
-            out.extend(_section(sid, _uleb(counts[sid]) + pending.pop(sid)))
+            out.extend(_section(sid, uleb(counts[sid]) + pending.pop(sid)))
 
     for s in sections:
         if s.id != 0:
             emit_new(_RANK[s.id])
         if s.id in pending:
-            count, at = _read_uleb(data, s.payload_offset)
+            count, at = read_uleb(data, s.payload_offset)
             rest = data[at : s.end]
-            out.extend(_section(s.id, _uleb(count + counts[s.id]) + rest + pending.pop(s.id)))
+            out.extend(_section(s.id, uleb(count + counts[s.id]) + rest + pending.pop(s.id)))
         else:
             out.extend(data[s.offset : s.end])
     emit_new(len(_RANK) + 1)
@@ -186,47 +187,17 @@ def _bytes(*values: int) -> bytes:
     return bytes(values)
 
 
-def _uleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _sleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        done = (value == 0 and not byte & 0x40) or (value == -1 and byte & 0x40)
-        out.append(byte | (0 if done else 0x80))
-        if done:
-            return bytes(out)
-
-
-def _read_uleb(data: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        shift += 7
-        if not byte & 0x80:
-            return value, pos
-
-
 def _vec(items: Sequence[int]) -> bytes:
-    return _uleb(len(items)) + bytes(items)
+    return uleb(len(items)) + bytes(items)
 
 
 def _name(text: str) -> bytes:
     raw = text.encode()
-    return _uleb(len(raw)) + raw
+    return uleb(len(raw)) + raw
 
 
 def _sized(body: bytes) -> bytes:
-    return _uleb(len(body)) + body
+    return uleb(len(body)) + body
 
 
 def _section(sid: int, payload: bytes) -> bytes:
@@ -236,9 +207,9 @@ def _section(sid: int, payload: bytes) -> bytes:
 def _const(valtype: str, value: Any) -> bytes:
     """A constant expression of `valtype` holding `value` (as `coerce_args` gave it: signed ints)."""
     if valtype == "i32":
-        return b"\x41" + _sleb(int(value)) + b"\x0b"
+        return b"\x41" + sleb(int(value)) + b"\x0b"
     if valtype == "i64":
-        return b"\x42" + _sleb(int(value)) + b"\x0b"
+        return b"\x42" + sleb(int(value)) + b"\x0b"
     if valtype == "f32":
         return b"\x43" + struct.pack("<f", float(value)) + b"\x0b"
     return b"\x44" + struct.pack("<d", float(value)) + b"\x0b"

@@ -63,7 +63,7 @@ def engine_notes(labels: list[str]) -> dict[str, str]:
             with contextlib.suppress(Exception):
                 from ..runtimes import get_runtime
 
-                resolution = get_runtime(label).timer_resolution_ms
+                resolution = getattr(get_runtime(label), "timer_resolution_ms", None)  # the browser's own
                 if resolution:
                     notes[label] += f", whose resolution is {resolution * 1000:g} µs"
     return notes

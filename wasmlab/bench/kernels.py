@@ -243,11 +243,11 @@ class SuiteBuild:
 def with_nonce(module, nonce: str):
     """A copy of `module` with a custom section holding `nonce`: the same code under a new sha256, so every
     engine compiles it afresh (engines cache compiled code by content)."""
+    from ..leb128 import uleb
     from ..module import Module, Provenance
-    from .batch import _uleb
 
     name = b"wasmlab-bench-nonce"
     payload = bytes([len(name)]) + name + nonce.encode()
-    section = b"\x00" + _uleb(len(payload)) + payload
+    section = b"\x00" + uleb(len(payload)) + payload
     provenance = Provenance("bytes", module.provenance.source_name, module.provenance.lang, module.provenance.kind)
     return Module(module.bytes + section, provenance, module.name)

@@ -79,7 +79,7 @@ class BenchResult:
 
     kind: ClassVar[str] = "bench"
     title: ClassVar[str] = "Benchmark"
-    main: ClassVar[str] = "samples"  # the table `.table` and `to_csv()` give
+    main: str = "samples"  # the table `.table` and `to_csv()` give (a class default; a result may pick its own)
 
     def __init_subclass__(cls, **kw: Any) -> None:
         super().__init_subclass__(**kw)

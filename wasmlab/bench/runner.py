@@ -35,7 +35,9 @@ def main(argv: list[str]) -> int:
     store.set_wasi(wasi)
     instance = linker.instantiate(store, module)
     try:
-        instance.exports(store)["_start"](store)
+        start = instance.exports(store)["_start"]
+        assert isinstance(start, wasmtime.Func)
+        start(store)
     except wasmtime.ExitTrap as exc:
         return exc.code
     return 0

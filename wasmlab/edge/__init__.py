@@ -14,7 +14,10 @@ Standard handlers (wasi:http/proxy@0.2.0 components, the same bytes any wasi:htt
     that declares the standard imports itself (or WAT) is built as it is. WIT: wit/ (wasi:http 0.2.0 + deps).
     CLI: `wasmlab edge build SRC [-o OUT] [--core-out CORE] [--lang L]`.
 
-The older lab ABI (wasmlab-edge/1, below) is still served while the tutorials move over:
+Serving them (the lab's own platform, `wasmlab edge serve H.wasm --platform wasmlab`): `compile_handler` turns
+a component, a standard core module or C/C++ source with `on_request` into a standard `Handler` (kind "http"),
+served on wasmtime through the lab's wasi:http host (`wasi_http`) with every instance strategy and limit.
+Rust, Go and AssemblyScript handlers (and C with `standard=False`) still use the older lab ABI, wasmlab-edge/1:
 
     from wasmlab import edge
 
@@ -37,7 +40,8 @@ The pieces, each one file:
     abi/       the wasmlab-edge/1 ABI (request/response encoding, alloc/handle) and per-language helpers
     handler    Handler, compile_handler: source or module -> a checked handler
     strategies fresh / pooled / reused instance strategies with per-request limits -> Outcome
-    http       a minimal HTTP/1.1 on asyncio streams (server and client halves)
+    wasi_http  the lab's wasi:http host: the imports of a standard handler's core module, as host functions
+    http       HTTP/1.1 on h11 over asyncio streams (RFC 9112 refusals: 400/408/413/431/501)
     server     EdgeServer: routes, hot swap, simulated network delay, origins, stats
     loadgen    load(), benchmark(), compare_urls(): LoadReport / LoadComparison (DataFrames, plotly figures)
     platforms/ edge platforms by name (wasmlab, workerd, jco; wasmtime-serve, spin, fastly listed), each a process

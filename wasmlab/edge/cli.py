@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="HANDLER",
         help="a handler source or .wasm file, or ROUTE=FILE (e.g. /hello=hello.c)",
     )
-    p.add_argument("--route", help="the route of a single HANDLER (default: /NAME from its file name)")
+    p.add_argument("--route", help="the route of a single HANDLER (default: /, every path)")
     p.add_argument("--strategy", choices=("fresh", "pooled", "reused"), default="pooled", help="instance strategy")
     p.add_argument("--runtime", "-r", default="wasmtime", help="runtime, e.g. wasmtime, node, wasm3, wasmer")
     p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)")
@@ -151,7 +151,8 @@ def _handler_specs(args: argparse.Namespace) -> list[tuple[str, str]]:
     for route, path in specs:
         if not Path(path).is_file():
             raise UsageError(f"no such handler file: {path}")
-        out.append((route or "/" + Path(path).stem, path))
+        # one handler serves every path, as on an edge platform; several get /NAME each
+        out.append((route or ("/" if len(specs) == 1 else "/" + Path(path).stem), path))
     return out
 
 

@@ -40,6 +40,7 @@ from . import platforms as registry
 __all__ = ["PROBES", "PlatformComparison", "Probe", "compare_platforms"]
 
 # Headers the platform adds or owns (framing, connection management): not part of what the handler answered.
+LAB_HEADERS = ("x-wasmlab-", "server-timing")  # the lab server's own diagnostics, like cf-ray on Cloudflare
 PLATFORM_HEADERS = frozenset(
     {"date", "connection", "keep-alive", "transfer-encoding", "content-length", "server", "via", "alt-svc"}
 )
@@ -90,7 +91,9 @@ def send(url: str, probe: Probe, timeout: float = PROBE_TIMEOUT) -> dict[str, An
         answer = conn.getresponse()
         body = answer.read()
         headers = sorted(
-            (k.lower(), v) for k, v in answer.getheaders() if k.lower() not in PLATFORM_HEADERS and k.lower()
+            (k.lower(), v)
+            for k, v in answer.getheaders()
+            if k.lower() not in PLATFORM_HEADERS and not k.lower().startswith(LAB_HEADERS)
         )
         return {"status": answer.status, "headers": headers, "body": body, "error": ""}
     except (OSError, http.client.HTTPException) as exc:

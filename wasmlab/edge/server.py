@@ -44,7 +44,8 @@ from ..errors import UsageError
 from ..module import Module
 from .abi import Response, encode_request
 from .handler import Handler, compile_handler
-from .http import MAX_BODY, MAX_HEAD, HttpError, format_response, read_request
+from .http import HEAD_TIMEOUT, MAX_BODY, MAX_HEAD, HttpError, ServerConnection
+from .standard import EdgeHandler
 from .strategies import DEFAULT_MAX_MEMORY, DEFAULT_POOL_SIZE, DEFAULT_TIMEOUT, Deployment, Limits, Outcome, deploy
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -181,6 +182,7 @@ class EdgeServer:
         workers: int = 4,
         execution: str = "threads",
         max_body: int = MAX_BODY,
+        head_timeout: float = HEAD_TIMEOUT,
     ) -> None:
         if execution not in EXECUTIONS:
             raise UsageError(f"unknown execution {execution!r}: use one of {', '.join(EXECUTIONS)}")
@@ -201,6 +203,7 @@ class EdgeServer:
         self.workers = max(1, workers)
         self.execution = execution
         self.max_body = max_body
+        self.head_timeout = head_timeout
         self.routes: dict[str, Route] = {}
         self._routes_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -351,7 +354,7 @@ class EdgeServer:
     def _deployment(self, handler: Any, options: dict[str, Any], compile_options: dict[str, Any]) -> Deployment:
         if not isinstance(handler, Handler):
             lang = compile_options.pop("lang", None)
-            if isinstance(handler, (str, Path, Module)):
+            if isinstance(handler, (str, Path, Module, EdgeHandler)):
                 handler = compile_handler(handler, lang, **compile_options)
             else:
                 raise UsageError(f"a route needs a Handler, a Module, source text or a file; got {handler!r}")
@@ -509,19 +512,19 @@ class EdgeServer:
         task = asyncio.current_task()
         if task is not None:
             self._connections.add(task)
+        http = ServerConnection(reader, writer, self.max_body, self.head_timeout)
         try:
             while True:
                 try:
-                    request = await read_request(reader, writer, self.max_body)
-                except HttpError as exc:
-                    body = f"{exc}\n".encode()
-                    writer.write(format_response(exc.status, [("content-type", "text/plain")], body, False))
+                    request = await http.next_request()
+                except HttpError as exc:  # refused: answered once, then this connection (only) is closed
+                    writer.write(http.error(exc))
                     await writer.drain()
                     break
                 if request is None:
                     break
                 status, headers, body = await self._dispatch(request)
-                writer.write(format_response(status, headers, body, request.keep_alive, request.method == "HEAD"))
+                writer.write(http.response(status, headers, body, request.keep_alive, request.method == "HEAD"))
                 await writer.drain()
                 if not request.keep_alive:
                     break

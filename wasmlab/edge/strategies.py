@@ -29,7 +29,8 @@ from typing import Any
 from ..errors import EngineCrashed, InstanceLost, LimitExceeded, Trap, UsageError, WasmlabError
 from ..runtimes import RunOptions, get_runtime
 from .abi import BadResponse, Response, decode_response
-from .handler import MAX_RESPONSE, Handler, call_abi, call_wasi
+from .handler import MAX_RESPONSE, Handler, call_abi, call_http, call_wasi
+from .wasi_http import HttpHost
 
 STRATEGIES = ("fresh", "pooled", "reused")
 RESETS = ("instantiate", "snapshot")
@@ -107,6 +108,17 @@ class Deployment:
         self.runtime = get_runtime(runtime)
         self.limits = limits or Limits()
         self.options = self.limits.options(wasi=handler.kind == "wasi")
+        self.host: HttpHost | None = None
+        if handler.kind == "http":  # one wasi:http host per deployment: the engine links its imports once
+            if "host_functions" not in self.runtime.capabilities:
+                raise UsageError(
+                    f"{handler.name} is a standard wasi:http handler: the lab serves it through Python host "
+                    f"functions, which {self.runtime.label} cannot call (it runs guests out of process); use "
+                    "runtime='wasmtime', or compile_handler(..., standard=False) for the wasmlab-edge/1 ABI"
+                )
+            self.host = HttpHost()
+            self.options = self.options.with_(imports=self.host.imports(handler.module))
+        self.call = call_http if handler.kind == "http" else call_abi
         self.closed = False
         self.module_id = handler.module.sha256[:12]
         self._serial = itertools.count(1)
@@ -121,7 +133,9 @@ class Deployment:
         """(instance, serial number, ms to make it)."""
         t0 = time.perf_counter()
         instance = self.runtime.instantiate(self.handler.module, self.options)
-        if self.handler.kind == "abi":  # look the exports up now (wasmtime builds its fast-call closures here)
+        if self.host is not None:
+            instance = HttpInstance(instance, self.host)
+        elif self.handler.kind == "abi":  # look the exports up now (wasmtime builds its fast-call closures here)
             exports = instance.exports
             for name in ("alloc", "handle"):
                 getattr(exports, name)
@@ -150,7 +164,7 @@ class Deployment:
         outcome = Outcome(module=self.module_id)
         try:
             raw = self._serve(data, outcome)
-            outcome.response = decode_response(raw)
+            outcome.response = raw if isinstance(raw, Response) else decode_response(raw)
             outcome.status = outcome.response.status
             self._count("ok")
         except Exception as exc:
@@ -161,7 +175,7 @@ class Deployment:
         self._count("requests")
         return outcome
 
-    def _serve(self, data: bytes, outcome: Outcome) -> bytes:
+    def _serve(self, data: bytes, outcome: Outcome) -> bytes | Response:
         raise NotImplementedError
 
     def stats(self) -> dict[str, Any]:
@@ -195,7 +209,7 @@ class FreshDeployment(Deployment):
             return out
         instance, outcome.instance, outcome.instantiate_ms = self._new_instance()
         try:
-            out, outcome.handler_ms = call_abi(instance, data)
+            out, outcome.handler_ms = self.call(instance, data)
         finally:
             self._close_instance(instance)
         return out
@@ -227,7 +241,7 @@ class ReusedDeployment(Deployment):
                     outcome.cold = True
                 outcome.instance = self._instance_id
                 try:
-                    out, outcome.handler_ms = call_abi(self._instance, data)
+                    out, outcome.handler_ms = self.call(self._instance, data)
                     return out
                 except InstanceLost:  # its worker was restarted: a new instance, once
                     self._instance = None
@@ -348,7 +362,7 @@ class PooledDeployment(Deployment):
                 outcome.instantiate_ms = (time.perf_counter() - t0) * 1000.0
             outcome.instance = item[1]
             try:
-                out, outcome.handler_ms = call_abi(item[0], data)
+                out, outcome.handler_ms = self.call(item[0], data)
             except InstanceLost:  # a worker restart lost every instance it held: drop them, retry once
                 self._drop_idle()
                 self._reset(item, failed=True)
@@ -449,8 +463,19 @@ class PooledDeployment(Deployment):
             self._close_instance(instance)
 
 
+class HttpInstance:
+    """An instance of a standard handler's core module with its binding to the deployment's wasi:http host."""
+
+    def __init__(self, instance: Any, host: HttpHost) -> None:
+        self.instance, self.host = instance, host
+        self.binding = host.bind(instance)
+
+    def __getattr__(self, name: str) -> Any:  # close, snapshot, memory_size, write_memory...
+        return getattr(self.instance, name)
+
+
 def _need_abi(handler: Handler, strategy: str) -> None:
-    if handler.kind != "abi":
+    if handler.kind == "wasi":
         raise UsageError(
             f"{handler.name} is a WASI command handler: its stdin is fixed when an instance is made, so it runs "
             f"with strategy='fresh' only ({strategy!r} needs an alloc/handle handler)"

@@ -466,7 +466,9 @@ class Fleet:
         total = len(order)
 
         def watch() -> None:
-            if not progress["killed"] and progress["devices"] >= kill_worker_at * total and len(self._hosts) > 1:
+            if kill_worker_at is None or progress["killed"]:
+                return
+            if progress["devices"] >= kill_worker_at * total and len(self._hosts) > 1:
                 progress["killed"] = True
                 victim = self.kill_worker()
                 report.faults.append(

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..errors import UsageError
 from ..module import Module
@@ -62,7 +63,7 @@ def load_source(
         raise UsageError(f"no such file: {path}")
     if path.suffix in MODULE_SUFFIXES and not lang:
         return build.load(path)
-    options = {}
+    options: dict[str, Any] = {}
     if wit is not None:
         wit_text = Path(wit).read_text(encoding="utf-8") if Path(str(wit)).is_file() else str(wit)
         options = {"wit": wit_text, "world": world}

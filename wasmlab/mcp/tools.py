@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..binary import FuncType
 from ..errors import UsageError
 from ..module import Module
 from .wit import Docs, Function, Unsupported, WitTypes, resolve_component, resolve_wit
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9._-]{1,128}$")  # what MCP allows in a tool name
-CORE_NUMBERS = {
+CORE_NUMBERS: dict[str, dict[str, Any]] = {
     "i32": {"type": "integer", "minimum": -(1 << 31), "maximum": (1 << 32) - 1},
     "i64": {"type": "integer", "minimum": -(1 << 63), "maximum": (1 << 64) - 1},
     "f32": {"type": "number"},
@@ -148,6 +149,10 @@ def _component_lifting(types: WitTypes, func: Function) -> Callable[[Any], Any]:
     return lift
 
 
+def _core_lowering(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    return lambda arguments: tuple(arguments[n] for n in names)
+
+
 def _core_lifting(count: int) -> Callable[[Any], Any]:
     def lift(value: Any) -> Any:
         return [_finite(v) for v in value] if count > 1 else _finite(value)
@@ -165,6 +170,7 @@ def _core_tools(module: Module) -> Toolset:
             skipped[export.name] = "a WASI entry point or the canonical ABI's allocator: not a tool"
             continue
         ftype = export.type
+        assert isinstance(ftype, FuncType)  # a func export
         unknown = sorted({t for t in (*ftype.params, *ftype.results) if t not in CORE_NUMBERS})
         if unknown:
             skipped[export.name] = f"takes or returns {', '.join(unknown)}: only numbers have a JSON form"
@@ -187,7 +193,7 @@ def _core_tools(module: Module) -> Toolset:
             output_schema=_object({"result": result}),
             signature=signature,
             params=names,
-            lower=lambda arguments, names=names: tuple(arguments[n] for n in names),
+            lower=_core_lowering(names),
             lift=_core_lifting(len(results)),
         )
     return Toolset(module, tools, skipped)

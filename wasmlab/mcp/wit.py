@@ -246,7 +246,7 @@ class WitTypes:
             items = [self.schema(t) for t in payload["types"]]
             return {"type": "array", "prefixItems": items, "items": False, "minItems": len(items)}
         if kind == "record":
-            member_docs = self._type_docs(ref)[1]
+            member_docs = self._type_docs(ref)[1] if isinstance(ref, int) else {}
             properties = {}
             for field in payload["fields"]:
                 prop = self.schema(field["type"])

@@ -397,7 +397,8 @@ class WasmMagics(Magics, Configurable):
         if args.out:
             if not args.out.isidentifier():
                 raise usage_error(f"--out {args.out!r} is not a valid Python identifier")
-            self.shell.user_ns[args.out] = comparison
+            if self.shell is not None:
+                self.shell.user_ns[args.out] = comparison
         from .display import ComparisonView, figure_bundle
 
         display(ComparisonView(comparison, self.show_timings))
@@ -476,7 +477,8 @@ class WasmMagics(Magics, Configurable):
             result = run()
         from .display import figure_bundle
 
-        self.shell.user_ns["_wasm_bench"] = result
+        if self.shell is not None:
+            self.shell.user_ns["_wasm_bench"] = result
         display(result.summary)
         display(figure_bundle(result.figure()), raw=True)
 

@@ -69,4 +69,4 @@ class JscRuntime(JsShellRuntime):
         jsc = jsc_executable()
         if not jsc:
             raise RuntimeUnavailable(self.label, "the JavaScriptCore shell `jsc` is not installed", self.install)
-        return [jsc, *FLAGS[self.variant], str(SCRIPTS / "wasmcore.js"), str(self.worker_script)]
+        return [jsc, *FLAGS[self.variant or self.variants[0]], str(SCRIPTS / "wasmcore.js"), str(self.worker_script)]

@@ -132,7 +132,7 @@ class NodeRuntime(JsShellRuntime):
 
     @property
     def flags(self) -> tuple[str, ...]:
-        return FLAGS[self.variant]
+        return FLAGS[self.variant or self.variants[0]]
 
     # worker ---------------------------------------------------------------------------------------------
     def worker_argv(self) -> list[str]:

@@ -27,12 +27,13 @@ from typing import TYPE_CHECKING, Any
 from ..cache import cache_dir
 from ..errors import LimitExceeded, RuntimeUnavailable, Trap, UsageError
 from ..toolchains.base import npm_package
-from .base import RunOptions, RunResult, Runtime
+from .base import RunOptions, RunResult
 from .worker.jscodec import trap_code
 from .worker.process import SCRIPTS
 
 if TYPE_CHECKING:
     from ..module import Module
+    from .base import Runtime
 
 SCRIPT = SCRIPTS / "node_component.mjs"
 JCO = "@bytecodealliance/jco"
@@ -49,9 +50,16 @@ def unavailable_reason() -> str | None:
     return None
 
 
+def _package(name: str) -> Path:
+    path = npm_package(name)
+    if path is None:
+        raise RuntimeUnavailable("node", f"components on node need the npm package {name}", "make setup")
+    return path
+
+
 @cache
 def jco_version() -> str:
-    return json.loads((npm_package(JCO) / "package.json").read_text()).get("version", "?")
+    return json.loads((_package(JCO) / "package.json").read_text()).get("version", "?")
 
 
 def transpiled(node: str, module: Module) -> Path:
@@ -64,7 +72,7 @@ def transpiled(node: str, module: Module) -> Path:
     work = Path(tempfile.mkdtemp(prefix=".transpile-", dir=root))
     try:
         (work / "component.wasm").write_bytes(module.bytes)
-        cmd = [node, str(npm_package(JCO) / "dist" / "jco.js"), "transpile", "component.wasm", "--instantiation",
+        cmd = [node, str(_package(JCO) / "dist" / "jco.js"), "transpile", "component.wasm", "--instantiation",
                "async", "--no-typescript", "--name", "component", "-q", "-o", "out"]
         proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True, timeout=TRANSPILE_TIMEOUT)
         if proc.returncode != 0:
@@ -78,7 +86,8 @@ def transpiled(node: str, module: Module) -> Path:
 
 
 def run_component(runtime: Runtime, module: Module, options: RunOptions, node: str, flags: list[str]) -> RunResult:
-    """One run of a component on `node` (the program, run with V8 `flags`: see the module docstring)."""
+    """One run of a component on `node` with V8 `flags` (see the module docstring); node.py passes both, so this
+    module does not import it back."""
     reason = unavailable_reason()
     if reason:
         raise RuntimeUnavailable(runtime.label, reason, "make setup")
@@ -96,7 +105,7 @@ def run_component(runtime: Runtime, module: Module, options: RunOptions, node: s
     }
     read_end, write_end = os.pipe()
     argv = [node, "--no-warnings", *flags, str(SCRIPT),
-            str(npm_package(SHIM).parent.parent), str(directory), str(write_end), json.dumps(request)]
+            str(_package(SHIM).parent.parent), str(directory), str(write_end), json.dumps(request)]
     result = RunResult(runtime.label, options.invoke)
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -130,7 +139,7 @@ def run_component(runtime: Runtime, module: Module, options: RunOptions, node: s
         result.exit_code = int(answer["exit"])
     else:
         result.result = _decode(answer.get("result"))
-        if type(result.result) is int and _float_result(module, options.invoke):
+        if type(result.result) is int and options.invoke and _float_result(module, options.invoke):
             result.result = float(result.result)  # JSON has one number type: f64 results stay floats
     return result
 

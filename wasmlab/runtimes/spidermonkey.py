@@ -76,4 +76,5 @@ class SpiderMonkeyRuntime(JsShellRuntime):
         shell = js_executable()
         if not shell:
             raise RuntimeUnavailable(self.label, "the SpiderMonkey shell is not installed", self.install)
-        return [shell, *FLAGS[self.variant], "-f", str(SCRIPTS / "wasmcore.js"), "-f", str(self.worker_script)]
+        flags = FLAGS[self.variant or self.variants[0]]
+        return [shell, *flags, "-f", str(SCRIPTS / "wasmcore.js"), "-f", str(self.worker_script)]

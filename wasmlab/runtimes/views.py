@@ -27,6 +27,8 @@ class ExportsProxy:
     """`instance.exports.NAME(*args)`: attribute access to exported functions (`dir()` lists them). The bound
     callable is cached on first use, so later lookups are plain attribute reads."""
 
+    _instance: Any
+
     def __init__(self, instance: Any) -> None:
         object.__setattr__(self, "_instance", instance)
 
@@ -63,7 +65,7 @@ class InstanceHelpers:
     def exports(self) -> ExportsProxy:
         proxy = self.__dict__.get("_exports_proxy")
         if proxy is None:
-            proxy = self.__dict__["_exports_proxy"] = ExportsProxy(self)  # type: ignore[arg-type]
+            proxy = self.__dict__["_exports_proxy"] = ExportsProxy(self)
         return proxy
 
     def read_cstring(self, address: int, max_length: int = 1 << 20, memory: str | None = None) -> str:

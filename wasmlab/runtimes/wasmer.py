@@ -126,7 +126,7 @@ class WasmerRuntime(PyWorkerRuntime):
         return str(python) if python else None
 
     def worker_argv(self) -> list[str]:
-        return [*super().worker_argv(), self.variant]
+        return [*super().worker_argv(), self.variant or self.variants[0]]
 
     def unavailable_reason(self) -> str | None:
         python = wasmer_python()
@@ -141,8 +141,9 @@ class WasmerRuntime(PyWorkerRuntime):
             )
         if installed(python, "wasmer") is None:
             return f"wasmer-python is not installed for {python} (it has wheels for CPython 3.10 only); {SETUP_HINT}"
-        if installed(python, PACKAGES[self.variant]) is None:
-            return f"{PACKAGES[self.variant].replace('_', '-')} is not installed for {python}; {SETUP_HINT}"
+        package = PACKAGES[self.variant or self.variants[0]]
+        if installed(python, package) is None:
+            return f"{package.replace('_', '-')} is not installed for {python}; {SETUP_HINT}"
         if not self.worker_script.is_file():
             return f"the worker script {self.worker_script} is missing"
         if self.variant == "llvm":

@@ -151,9 +151,9 @@ class WasmerSdkRuntime(Runtime):
             root = cache_dir() / "wasmer-sdk"
             try:
                 root.mkdir(parents=True, exist_ok=True)
-            except OSError:
-                root = None  # an unwritable cache: let the SDK pick (it still works)
-            self._client = Wasmer(cache_root=root) if root else Wasmer()
+                self._client = Wasmer(cache_root=root)
+            except OSError:  # an unwritable cache: let the SDK pick (it still works)
+                self._client = Wasmer()
         return self._client
 
     def close(self) -> None:
@@ -239,7 +239,7 @@ class WasmerSdkRuntime(Runtime):
         }
         max_rss = None
         if options.max_memory:
-            current = rss_bytes(worker.proc.pid) if worker.alive else 0
+            current = rss_bytes(worker.proc.pid) if worker.proc is not None and worker.alive else 0
             max_rss = max(current, WORKER_BASELINE_RSS) + options.max_memory + RSS_ALLOWANCE
         wait = None if options.timeout is None else options.timeout + GRACE_S
         answer = worker.request(message, timeout=wait, max_rss=max_rss, module=module)
@@ -309,7 +309,7 @@ class WasmerSdkRuntime(Runtime):
         timings["instantiate"] = (time.perf_counter() - started) * 1000
         limit = options.max_output
         out, err = bytearray(), bytearray()
-        trap: tuple[str, list[str]] | None = None
+        trap: tuple[str, list[dict[str, Any]]] | None = None
         try:
             started = time.perf_counter()
             try:

@@ -44,12 +44,12 @@ class AssemblyScriptToolchain(Toolchain):
 
     @cache  # noqa: B019 (one toolchain object per process)
     def version(self) -> str:
-        asc = node_modules() / "assemblyscript" / "bin" / "asc.js"
+        asc = self.found(node_modules()) / "assemblyscript" / "bin" / "asc.js"
         return "asc " + command_output(["node", str(asc), "--version"]).removeprefix("Version ")
 
     def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
         (workdir / filename).write_text(source)
-        modules = node_modules()
+        modules = self.found(node_modules())
         level = {"O0": "-O0", "O1": "-O1", "O2": "-O2", "O3": "-O3", "Os": "-Os", "Oz": "-Oz"}[options.opt]
         cmd = ["node", str(modules / "assemblyscript" / "bin" / "asc.js"), filename, "-o", "out.wasm", level]
         if options.kind == "library":

@@ -18,14 +18,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
-from ..errors import CompileError, UsageError
+from ..errors import CompileError, ToolchainUnavailable, UsageError
 
 KINDS = ("library", "command")
 OPT_LEVELS = ("O0", "O1", "O2", "O3", "Os", "Oz")
 COMPILE_TIMEOUT = float(os.environ.get("WASMLAB_COMPILE_TIMEOUT", 300))
 MAX_DIAGNOSTICS = 64 * 1024  # characters of compiler output kept for the user
 MAX_CAPTURE = 4 * MAX_DIAGNOSTICS  # bytes of compiler output read into memory; the rest is read and dropped
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,12 @@ class Toolchain:
     def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
         """Compile `source` (to be saved as `workdir / filename`) into Wasm bytes; raise CompileError."""
         raise NotImplementedError
+
+    def found(self, program: T | None) -> T:
+        """`program` as this toolchain looked it up (a path, a directory): ToolchainUnavailable when missing."""
+        if program is None:
+            raise ToolchainUnavailable(self.lang, self.unavailable_reason() or "not installed", self.install)
+        return program
 
 
 @contextlib.contextmanager
@@ -138,16 +146,19 @@ def _communicate(proc: subprocess.Popen, input: bytes | None, timeout: float) ->
     """`Popen.communicate`, keeping only the first MAX_CAPTURE bytes of output: (kept, bytes dropped). The rest
     is read and thrown away, so a compiler told to print gigabytes (`-Xclang -ast-dump` on a big template
     program) cannot fill this process's memory. TimeoutExpired past `timeout` seconds."""
+    stdin, stdout = proc.stdin, proc.stdout
+    assert stdout is not None  # a PIPE
     if input is not None:
+        assert stdin is not None  # a PIPE
 
         def feed() -> None:
             with contextlib.suppress(OSError):
-                proc.stdin.write(input)
-                proc.stdin.close()
+                stdin.write(input)
+                stdin.close()
 
         threading.Thread(target=feed, name="wasmlab-compiler-stdin", daemon=True).start()
     deadline = time.monotonic() + timeout
-    kept, dropped, fd = bytearray(), 0, proc.stdout.fileno()
+    kept, dropped, fd = bytearray(), 0, stdout.fileno()
     try:
         while True:
             left = deadline - time.monotonic()
@@ -162,7 +173,7 @@ def _communicate(proc: subprocess.Popen, input: bytes | None, timeout: float) ->
             kept += chunk[: max(0, room)]
             dropped += max(0, len(chunk) - max(0, room))
     finally:
-        proc.stdout.close()
+        stdout.close()
     proc.wait(max(0.01, deadline - time.monotonic()))
     return bytes(kept), dropped
 
@@ -252,25 +263,6 @@ def python_module_available(name: str) -> bool:
 
 
 PYTHON = sys.executable
-WIT_DIR = Path(__file__).with_name("wit")  # WIT the component toolchains share (wasi:cli/run and its command world)
-_WIT_NAME = re.compile(r"^[a-z][a-z0-9]*(-[a-z][a-z0-9]*)*$")
-
-
-def wit_name(py_name: str) -> str | None:
-    """The kebab-case WIT name of a snippet's name (`fib_fast`, `fibFast` -> `fib-fast`; `fib_2` -> `fib2`)."""
-    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", py_name)
-    text = re.sub(r"(?<=[A-Z])(?=[A-Z][a-z])", "_", text).lower()
-    parts: list[str] = []
-    for part in filter(None, text.split("_")):
-        if part[0].isdigit():
-            if not parts:
-                return None
-            parts[-1] += part
-        else:
-            parts.append(part)
-    name = "-".join(parts)
-    return name if _WIT_NAME.match(name) else None
-
 
 
 def command_output(cmd: list[str], timeout: float = 60) -> str:

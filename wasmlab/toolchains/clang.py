@@ -40,7 +40,7 @@ def debian_clang() -> tuple[str, str] | None:
 class CToolchain(Toolchain):
     lang = "c"
     recipe = 3  # 3: zig runs in its fixed build directory (no path of this machine in DWARF)
-    extensions = (".c",)
+    extensions: tuple[str, ...] = (".c",)
     install = "pip install ziglang (or: apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)"
     driver = "cc"
     extra_flags: tuple[str, ...] = ()
@@ -58,10 +58,11 @@ class CToolchain(Toolchain):
         return out.splitlines()[0] if out else ""
 
     def command_line(self, src: str, out: str, options: CompileOptions, workdir: Path | None = None) -> list[str]:
-        if zig_binary():
-            cmd = [zig_binary(), self.driver, "--target=wasm32-wasi"]
+        zig = zig_binary()
+        if zig:
+            cmd = [zig, self.driver, "--target=wasm32-wasi"]
         else:
-            clang, sysroot = debian_clang()
+            clang, sysroot = self.found(debian_clang())
             cmd = [clang if self.driver == "cc" else clang + "++", "--target=wasm32-wasi", f"--sysroot={sysroot}"]
         cmd += [f"-{options.opt}", *self.extra_flags, f"-Wl,-z,stack-size={STACK_SIZE}"]
         if options.strip and options.opt in SMALL:

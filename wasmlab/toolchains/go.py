@@ -48,11 +48,11 @@ class GoToolchain(Toolchain):
 
     @cache  # noqa: B019 (one toolchain object per process)
     def version(self) -> str:
-        return command_output([go_binary(), "version"])
+        return command_output([self.found(go_binary()), "version"])
 
     def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
         (workdir / filename).write_text(source)
-        cmd = [go_binary(), "build", "-trimpath", "-o", "out.wasm"]
+        cmd = [self.found(go_binary()), "build", "-trimpath", "-o", "out.wasm"]
         if options.kind == "library":
             cmd.append("-buildmode=c-shared")
         if options.opt == "O0":

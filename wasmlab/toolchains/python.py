@@ -43,17 +43,15 @@ from pathlib import Path
 
 from ..errors import CompileError, UsageError
 from .base import (
-    _WIT_NAME,
     PYTHON,
-    WIT_DIR,
     CompileOptions,
     Toolchain,
     find_program,
     python_module_available,
     run_tool,
     venv_bin,
-    wit_name,
 )
+from .worlds import WIT_DIR, WIT_NAME, wit_name
 
 LANG = "python"
 GLUE_REVISION = "1"  # bump when the generated glue changes what a build produces (it is part of version())
@@ -144,7 +142,7 @@ def _write_world(
             (witdir / "package.wit").write_text(f"package {WORLD_PACKAGE};\n", encoding="utf-8")
         return "explicit", options.world, []
     world_name = options.world or "library"
-    if not _WIT_NAME.match(world_name):
+    if not WIT_NAME.match(world_name):
         raise UsageError(f"python: world name {world_name!r} is not a WIT name (kebab-case, like 'library')")
     try:
         with warnings.catch_warnings():
@@ -230,10 +228,11 @@ def _wit_type(node: ast.expr | None, *, result: bool = False) -> str | None:
             return None
         raise _Unsupported("None")
     if isinstance(node, ast.Constant) and isinstance(node.value, str):  # "int": a string annotation
+        text = node.value
         try:
-            node = ast.parse(node.value, mode="eval").body
+            node = ast.parse(text, mode="eval").body
         except SyntaxError:
-            raise _Unsupported(repr(node.value)) from None
+            raise _Unsupported(repr(text)) from None
         return _wit_type(node, result=result)
     name = _dotted_tail(node)
     if name in _WIT_SCALARS:

@@ -26,6 +26,7 @@ from functools import cache
 from importlib import resources
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 from ..binary import parse
 from ..errors import CompileError
@@ -98,7 +99,7 @@ class QuickJSToolchain(Toolchain):
             reactor = version("qjs-wasi-reactor.wasm")
         except PackageNotFoundError:
             reactor = "unknown"
-        binaryen = json.loads((npm_package("binaryen") / "package.json").read_text()).get("version", "?")
+        binaryen = json.loads((self.found(npm_package("binaryen")) / "package.json").read_text()).get("version", "?")
         return f"QuickJS-NG reactor {reactor} + binaryen {binaryen} (wasmlab glue {GLUE_REVISION})"
 
     def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
@@ -122,7 +123,7 @@ class QuickJSToolchain(Toolchain):
         own = {"_start"} if options.kind == "command" else {"_initialize", *(e.name for e in exports)}
         merged = parse((workdir / "merged.wasm").read_bytes()).exports
         (workdir / "remove.txt").write_text("\n".join(e.name for e in merged if e.name not in {*own, *KEEP_EXPORTS}))
-        opt = ["node", str(npm_package("binaryen") / "bin" / "wasm-opt"), *FEATURES, "merged.wasm"]
+        opt = ["node", str(self.found(npm_package("binaryen")) / "bin" / "wasm-opt"), *FEATURES, "merged.wasm"]
         opt += ["--remove-exports=@remove.txt", "--remove-unused-module-elements", *options.flags, "-o", "out.wasm"]
         run_tool(opt, lang=LANG, workdir=workdir, timeout=options.timeout)
         return (workdir / "out.wasm").read_bytes()
@@ -158,24 +159,31 @@ def check_syntax(reactor: bytes, source: str, filename: str) -> None:
         wasi = wasmtime.WasiConfig()
         wasi.stderr_file = str(err)
         store.set_wasi(wasi)
-        api = linker.instantiate(store, module).exports(store)
-        api["_initialize"](store)
-        if api["qjs_init"](store) != 0:
+        exports = linker.instantiate(store, module).exports(store)
+
+        def api(name: str, *args: Any) -> Any:
+            func = exports[name]
+            assert isinstance(func, wasmtime.Func), name
+            return func(store, *args)
+
+        api("_initialize")
+        if api("qjs_init") != 0:
             raise CompileError(f"{LANG}: QuickJS failed to start", lang=LANG)
-        ctx = api["qjs_get_context"](store)
-        memory = api["memory"]
+        ctx = api("qjs_get_context")
+        memory = exports["memory"]
+        assert isinstance(memory, wasmtime.Memory)
 
         def cstring(text: str) -> tuple[int, int]:
             data = text.encode() + b"\0"
-            ptr = api["malloc"](store, len(data))
+            ptr = api("malloc", len(data))
             memory.write(store, data, ptr)
             return ptr, len(data) - 1
 
         src, length = cstring(source)
         name, _ = cstring(filename)
-        value = api["JS_Eval"](store, ctx, src, length, name, EVAL_MODULE | EVAL_COMPILE_ONLY)
+        value = api("JS_Eval", ctx, src, length, name, EVAL_MODULE | EVAL_COMPILE_ONLY)
         if (value & (2**64 - 1)) >> 32 == TAG_EXCEPTION:
-            api["js_std_dump_error"](store, ctx)
+            api("js_std_dump_error", ctx)
             raise js_error(err.read_text(errors="replace"), filename)
 
 

@@ -45,13 +45,13 @@ class RustToolchain(Toolchain):
         return "no rustc with the wasm32-wasi and wasm32-unknown-unknown targets"
 
     def version(self) -> str:
-        return command_output([rustc_with_wasm(), "--version"])
+        return command_output([self.found(rustc_with_wasm()), "--version"])
 
     def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
         (workdir / filename).write_text(source)
         level = options.opt[1:].lower()
         cmd = [
-            rustc_with_wasm(),
+            self.found(rustc_with_wasm()),
             "--target",
             TARGETS[options.kind],
             "-C",

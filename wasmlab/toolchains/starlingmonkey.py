@@ -26,8 +26,9 @@ from functools import cache
 from pathlib import Path
 
 from ..errors import CompileError, UsageError
-from .base import WIT_DIR, CompileOptions, Toolchain, npm_package, run_tool, wit_name
+from .base import CompileOptions, Toolchain, npm_package, run_tool
 from .javascript import LANG, JsExport, derive_exports, js_error, user_error
+from .worlds import WIT_DIR, wit_name
 
 GLUE_REVISION = "1"  # bump when the generated wrapper or world changes what a build produces
 PACKAGE = "@bytecodealliance/componentize-js"
@@ -63,7 +64,7 @@ class StarlingMonkeyToolchain(Toolchain):
 
     @cache  # noqa: B019 (one toolchain object per process)
     def version(self) -> str:
-        meta = json.loads((npm_package(PACKAGE) / "package.json").read_text())
+        meta = json.loads((self.found(npm_package(PACKAGE)) / "package.json").read_text())
         return f"componentize-js {meta.get('version', '?')} (wasmlab glue {GLUE_REVISION})"
 
     def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:

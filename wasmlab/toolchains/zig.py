@@ -39,7 +39,7 @@ class ZigToolchain(Toolchain):
 
     def build(self, source: str, options: CompileOptions, workdir: Path, filename: str) -> bytes:
         (workdir / filename).write_text(source)
-        cmd = [zig_binary(), "build-exe", filename, "-O", MODES[options.opt], "-femit-bin=out.wasm"]
+        cmd = [self.found(zig_binary()), "build-exe", filename, "-O", MODES[options.opt], "-femit-bin=out.wasm"]
         if options.kind == "library":
             cmd += ["-target", "wasm32-freestanding", "-fno-entry", "-rdynamic"]
         else:

@@ -121,7 +121,7 @@ def locked(root: Path | None = None, timeout: float | None = None) -> Iterator[P
                 fcntl.flock(lock, fcntl.LOCK_EX | (fcntl.LOCK_NB if deadline else 0))
                 break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
+                if deadline is not None and time.monotonic() >= deadline:  # only LOCK_NB raises
                     raise Busy(f"zig's build directory {root} was busy with another build for {timeout:g} s") from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.1)

@@ -99,9 +99,9 @@ class WasmtimeComponentInstance(StoreInstance):
             return self._guarded(name, thunk)
         except (TypeError, ValueError) as exc:  # arguments the canonical ABI cannot lower: nothing ran
             ftype = func.type(store)
-            params = ", ".join(f"{param}: {type(ty).__name__.lower()}" for param, ty in ftype.params)
+            signature = ", ".join(f"{param}: {type(ty).__name__.lower()}" for param, ty in ftype.params)
             result = f" -> {type(ftype.result).__name__.lower()}" if ftype.result is not None else ""
-            raise UsageError(f"{name}({params}){result} cannot take {args!r}: {exc}") from None
+            raise UsageError(f"{name}({signature}){result} cannot take {args!r}: {exc}") from None
 
     def run_command(self) -> int:
         """Run `wasi:cli/run`'s `run`: the exit status (0 for ok, 1 for err, or proc_exit's status)."""

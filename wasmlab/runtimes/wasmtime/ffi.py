@@ -49,7 +49,7 @@ if wasmtime is not None:
     # c_void_p arguments pass without conversion; ctypes releases the GIL around each call.
     _CALL_UNCHECKED = ffi.dll["wasmtime_func_call_unchecked"]
     _CALL_UNCHECKED.restype = _VP
-    _CALL_UNCHECKED.argtypes = None
+    _CALL_UNCHECKED.argtypes = None  # type: ignore[assignment]  # no checking (typeshed allows only a sequence)
     _SET_FUEL = ffi.dll["wasmtime_context_set_fuel"]
     _SET_FUEL.restype = _VP
     _GET_FUEL = ffi.dll["wasmtime_context_get_fuel"]

@@ -76,11 +76,11 @@ class StoreInstance(Instance):
         self._state = state
 
     @property
-    def stdout(self) -> bytes:
+    def stdout(self) -> bytes:  # type: ignore[override]  # read from the store: read-only here
         return self._state.output("stdout")
 
     @property
-    def stderr(self) -> bytes:
+    def stderr(self) -> bytes:  # type: ignore[override]  # read from the store: read-only here
         return self._state.output("stderr")
 
     @property
@@ -92,7 +92,7 @@ class StoreInstance(Instance):
         return self._state.last_call * 1000.0
 
     @property
-    def last_timings(self) -> dict[str, float]:
+    def last_timings(self) -> dict[str, float]:  # type: ignore[override]  # read from the store: read-only here
         return {"call": self._state.last_call * 1000.0}
 
     def _check_open(self) -> None:
@@ -214,7 +214,7 @@ class WasmtimeInstance(StoreInstance):
         watchdog = runtime._watchdog
         slots = max(len(params), len(results), 1)
         raw = (ffi.wasmtime_val_raw_t * slots)()
-        view = memoryview(raw).cast("B")  # type: ignore[arg-type]
+        view = memoryview(raw).cast("B")
         stride = _RAW_SIZE
 
         def layout(types: tuple[str, ...]) -> struct.Struct:
@@ -280,7 +280,7 @@ class WasmtimeInstance(StoreInstance):
                 state.last_call = perf_counter() - t0
                 if fuel_args is not None:
                     get_fuel(c_context, c_fuel_out)
-                    instance.last_fuel_used = state.fuel - fuel_box.value
+                    instance.last_fuel_used = fuel_args[1].value - fuel_box.value
             if err or trap_slot.value:
                 fail(err)
                 return None  # proc_exit(0)

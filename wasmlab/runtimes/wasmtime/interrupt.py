@@ -79,7 +79,7 @@ if wasmtime is not None:
 
 # ------------------------------------------------------------------------------------------ Ctrl-C
 _previous_sigint: Any = None
-_getsignal = signal._signal.getsignal if hasattr(signal, "_signal") else signal.getsignal  # type: ignore[attr-defined]
+_getsignal = signal._signal.getsignal if hasattr(signal, "_signal") else signal.getsignal
 _SIGINT = int(signal.SIGINT)
 # Entry frames of callbacks that wasm calls into: a KeyboardInterrupt raised at their first instruction would be
 # swallowed by ctypes (and a non-void callback would return garbage), so the handler only records it there.

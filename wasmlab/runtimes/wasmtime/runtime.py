@@ -66,11 +66,12 @@ class WasmtimeRuntime(Runtime):
         # Fuel metering slows every guest (~1.5x on fib): only the twin engine that runs `fuel=` requests has it.
         self.metered = metered
         self._twin: WasmtimeRuntime | None = None
-        self._engine_options = {"cache": cache, "backtrace_details": backtrace_details}
+        self._engine_options: dict[str, Any] = {"cache": cache, "backtrace_details": backtrace_details}
         self.kv: dict[bytes, bytes] = {}
         self.compiled_ms: dict[str, float] = {}  # sha256 -> ms of the compile that filled the cache
         self._modules: dict[str, Any] = {}  # sha256 -> wasmtime.Module / component.Component
         self._pres: dict[str, Any] = {}  # sha256 -> InstancePre (modules without Python imports)
+        self._user_pres: dict[str, tuple[Any, Any]] = {}  # sha256 -> (the imports dict, InstancePre)
         self._infos: dict[str, _ModuleInfo] = {}
         self._component_linker: Any = None
         self._lock = threading.RLock()
@@ -124,7 +125,8 @@ class WasmtimeRuntime(Runtime):
         if self.metered:
             store.set_fuel(1000)
         store.set_epoch_deadline(1)
-        if wasmtime.Instance(store, probe, []).exports(store)["f"](store) != 7:
+        f = wasmtime.Instance(store, probe, []).exports(store)["f"]
+        if not isinstance(f, wasmtime.Func) or f(store) != 7:
             raise RuntimeError(f"the {self.variant} engine computed a wrong answer on the probe module")
         return engine
 
@@ -159,6 +161,7 @@ class WasmtimeRuntime(Runtime):
         with self._lock:
             self._modules.clear()
             self._pres.clear()
+            self._user_pres.clear()
             self._component_linker = None
 
     # kv store of the built-in host module ---------------------------------------------------------------
@@ -205,6 +208,7 @@ class WasmtimeRuntime(Runtime):
                 oldest = next(iter(self._modules))
                 del self._modules[oldest]
                 self._pres.pop(oldest, None)
+                self._user_pres.pop(oldest, None)
                 self._infos.pop(oldest, None)
             return compiled, ms
 
@@ -229,6 +233,7 @@ class WasmtimeRuntime(Runtime):
         engine = self._require_engine()
         t0 = time.perf_counter()
         try:
+            compiled: wasmtime.Module | _wt_component.Component
             if module.is_component:
                 compiled = _wt_component.Component.deserialize(engine, data)
             else:
@@ -239,17 +244,26 @@ class WasmtimeRuntime(Runtime):
         with self._lock:
             self._modules[module.sha256] = compiled
             self._pres.pop(module.sha256, None)
+            self._user_pres.pop(module.sha256, None)
         return {"deserialize": ms}
 
     # linking --------------------------------------------------------------------------------------------
     def _instance_pre(self, module: Module, compiled: Any, options: RunOptions) -> Any:
         user = {m: dict(funcs) for m, funcs in options.imports.items() if funcs}
-        if not user:
+        if user:  # the same imports dict again (e.g. every instance of an edge deployment): link once
+            kept = self._user_pres.get(module.sha256)
+            if kept is not None and kept[0] is options.imports:
+                return kept[1]
+        else:
             pre = self._pres.get(module.sha256)
             if pre is not None:
                 return pre
         pre = link(self._require_engine(), module, compiled, user, self._builtins)
-        if not user:
+        if user:
+            if len(self._user_pres) >= 64:
+                self._user_pres.pop(next(iter(self._user_pres)))
+            self._user_pres[module.sha256] = (options.imports, pre)
+        else:
             self._pres[module.sha256] = pre
         return pre
 

@@ -136,7 +136,7 @@ def failure(
         )
     if host_exc is not None:
         detail = str(host_exc) if isinstance(host_exc, _HostError) else f"host function raised {host_exc!r}"
-        exc = Trap(HOST_ERROR, frames, f"wasm trap on {label}: {detail}")
+        exc: WasmlabError = Trap(HOST_ERROR, frames, f"wasm trap on {label}: {detail}")
         exc.__cause__ = host_exc.error if isinstance(host_exc, _HostError) else host_exc
         return exc
     cause = _caused_by(message)

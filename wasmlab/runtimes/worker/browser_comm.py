@@ -129,8 +129,8 @@ class BrowserBridge:
         # handlers must be in place before that.
         comm = comm_module.create_comm(target_name=COMM_TARGET, primary=False)
         # See the module docstring: store replies ourselves, on whichever thread ipykernel dispatches them.
-        comm.handle_msg = self._handle_msg
-        comm._reply_subshell_for = lambda data, default: default
+        comm.handle_msg = self._handle_msg  # type: ignore[method-assign]  # on purpose: see above
+        comm._reply_subshell_for = lambda data, default: default  # type: ignore[attr-defined]  # ipykernel's
         comm.on_close(self._on_close)
         with self._lock:
             self._comm = comm
@@ -174,9 +174,9 @@ class BrowserBridge:
             self._hello.set()
             return
         with self._lock:
-            client = self._clients.get(str(data.get("client") or ""))
-            if client is not None:
-                client.last_seen = now
+            known = self._clients.get(str(data.get("client") or ""))
+            if known is not None:
+                known.last_seen = now
             pending = self._pending.get(str(data.get("id") or ""))
         if pending is not None:
             pending.answer = data

@@ -78,7 +78,8 @@ def trap_codes(message: str, module: Module | None = None, offset: int | None = 
     text = message.lower()
     codes = next((codes for needle, codes in JS_TRAPS if needle in text), None) or (normalize_trap(message),)
     if set(codes) == {MEMORY, TABLE} and module is not None and offset is not None:
-        codes = (_accessed(module, offset),) if _accessed(module, offset) else codes
+        accessed = _accessed(module, offset)
+        codes = (accessed,) if accessed else codes
     return codes
 
 
@@ -163,7 +164,7 @@ def frame_names(module: Module, frames: list[dict[str, Any]], shift: tuple[int, 
     out = []
     for frame in frames:
         index = frame.get("index")
-        name = frame.get("name") or names.get(index) or f"func[{index}]"
+        name = frame.get("name") or (names.get(index) if isinstance(index, int) else None) or f"func[{index}]"
         if prefix and name.startswith(prefix):  # V8 writes "module.function" when the module has a name
             name = name[len(prefix) :]
         offset = frame.get("offset")

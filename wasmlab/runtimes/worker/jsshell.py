@@ -33,6 +33,7 @@ from ...errors import (
     UsageError,
     WasmlabError,
 )
+from ...leb128 import read_uleb, uleb
 from ..base import RunOptions, RunResult
 from .backend import WorkerInstance, WorkerRuntime
 from .jscodec import decode_results, encode_args, read_trap
@@ -50,26 +51,6 @@ PAGE = 65536
 # ------------------------------------------------------------------------------------------ memory cap
 
 
-def _uleb(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-
-
-def _leb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | 0x80 if value else byte)
-        if not value:
-            return bytes(out)
-
-
 def cap_memories(module: Module, max_pages: int) -> bytes | None:
     """The module's bytes with the maximum of each memory it defines lowered to `max_pages`, so `memory.grow`
     past the cap returns -1 inside V8 (as under wasmtime's store limits); None when nothing changes.
@@ -78,23 +59,23 @@ def cap_memories(module: Module, max_pages: int) -> bytes | None:
     if section is None:
         return None
     data = module.bytes
-    count, pos = _uleb(data, section.payload_offset)
-    payload, changed = bytearray(_leb(count)), False
+    count, pos = read_uleb(data, section.payload_offset)
+    payload, changed = bytearray(uleb(count)), False
     for _ in range(count):
         flags = data[pos]
-        lo, pos = _uleb(data, pos + 1)
+        lo, pos = read_uleb(data, pos + 1)
         hi, page = None, None
         if flags & 0x01:
-            hi, pos = _uleb(data, pos)
+            hi, pos = read_uleb(data, pos)
         if flags & 0x08:
-            page, pos = _uleb(data, pos)
+            page, pos = read_uleb(data, pos)
         if not flags & 0x0C and lo <= max_pages and (hi is None or hi > max_pages):
             flags, hi, changed = flags | 0x01, max_pages, True
-        payload += bytes([flags]) + _leb(lo)
-        payload += (_leb(hi) if hi is not None else b"") + (_leb(page) if page is not None else b"")
+        payload += bytes([flags]) + uleb(lo)
+        payload += (uleb(hi) if hi is not None else b"") + (uleb(page) if page is not None else b"")
     if not changed:
         return None
-    return data[: section.offset] + b"\x05" + _leb(len(payload)) + bytes(payload) + data[section.end :]
+    return data[: section.offset] + b"\x05" + uleb(len(payload)) + bytes(payload) + data[section.end :]
 
 
 # ------------------------------------------------------------------------------------------ runtime

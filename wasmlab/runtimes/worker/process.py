@@ -89,8 +89,9 @@ class Worker:
             with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                 proc.wait(5)
             for stream in (proc.stdin, proc.stdout):
-                with contextlib.suppress(OSError):
-                    stream.close()
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
         self.loaded = set()
 
     close = kill
@@ -133,10 +134,17 @@ class Worker:
         self._send(message)
         return self._receive(timeout, max_rss)
 
+    def _running(self) -> subprocess.Popen:
+        if self.proc is None:
+            raise EngineCrashed(self.runtime, "the worker is not running (it was stopped)")
+        return self.proc
+
     def _send(self, message: dict[str, Any]) -> None:
+        stdin = self._running().stdin
+        assert stdin is not None  # a PIPE
         try:
-            self.proc.stdin.write(json.dumps(message).encode() + b"\n")
-            self.proc.stdin.flush()
+            stdin.write(json.dumps(message).encode() + b"\n")
+            stdin.flush()
         except (OSError, ValueError):
             detail = self._death()
             raise EngineCrashed(self.runtime, detail) from None
@@ -144,7 +152,9 @@ class Worker:
     def _receive(self, timeout: float | None, max_rss: int | None) -> dict[str, Any]:
         deadline = None if timeout is None else time.monotonic() + timeout
         waited = False  # answers often come within ~100 us: read /proc for the RSS (~50 us) only while waiting
-        fd = self.proc.stdout.fileno()
+        proc = self._running()
+        assert proc.stdout is not None  # a PIPE
+        fd = proc.stdout.fileno()
         parts = [self._buffer]  # search only the newest bytes for the newline: answers can be megabytes
         try:
             while b"\n" not in parts[-1]:
@@ -155,7 +165,7 @@ class Worker:
                         f"{self.runtime}: guest ran past the {timeout:g} s time limit "
                         "and was stopped; raise timeout= if it needs longer",
                     )
-                if max_rss and waited and rss_bytes(self.proc.pid) > max_rss:
+                if max_rss and waited and rss_bytes(proc.pid) > max_rss:
                     self.kill()
                     raise LimitExceeded(
                         "memory",

@@ -151,7 +151,7 @@ class PyWorkerRuntime(WorkerRuntime):
             raise InvalidModule(prefix + message)
         # wasm3 compiles a function when it is first looked up: a compile error reads as a missing export
         exported = module.export_names() if module is not None and kind == ErrorKind.USAGE else []
-        if any(f"cannot find export {name!r}:" in message for name in exported):
+        if module is not None and any(f"cannot find export {name!r}:" in message for name in exported):
             module.validate()  # InvalidModule when the code is invalid, as the other engines say
             raise RuntimeUnavailable(self.label, f"{self.name} cannot compile this module ({message})", "use wasmtime")
         if kind in (LINK, ErrorKind.USAGE):
