@@ -34,7 +34,9 @@ from wasmlab.runtimes import get_runtime, list_runtimes
 # * an **interpreter** (Pulley, wasm3) runs the bytecode (or a close translation of it) directly: almost no
 #   start-up cost, no machine code at all (which some platforms forbid), the slowest per instruction.
 #
-# In wasmlab a tier is a runtime *variant*: `"wasmtime:winch"`, `"wasmer:llvm"`, `"node:liftoff"`.
+# In wasmlab a tier is a runtime *variant*: `"wasmtime:winch"`, `"wasmer:llvm"`, `"node:liftoff"`. The three
+# browser engines are all here: V8 (Chrome, and node), JavaScriptCore (Safari; `jsc`) and SpiderMonkey
+# (Firefox; `spidermonkey`), each with its tiers.
 
 # %%
 TIERS = pd.DataFrame(
@@ -48,6 +50,12 @@ TIERS = pd.DataFrame(
         ("node", "V8 (node)", "Liftoff, then TurboFan for hot code", "tiered JIT"),
         ("node:liftoff", "V8 (node)", "Liftoff", "baseline JIT"),
         ("node:turbofan", "V8 (node)", "TurboFan", "optimising JIT"),
+        ("jsc", "JavaScriptCore (Safari)", "IPInt, then BBQ, then OMG for hot code", "tiered JIT"),
+        ("jsc:bbq", "JavaScriptCore (Safari)", "IPInt, then BBQ", "interpreter + baseline JIT"),
+        ("jsc:ipint", "JavaScriptCore (Safari)", "IPInt (in-place interpreter)", "interpreter"),
+        ("spidermonkey", "SpiderMonkey (Firefox)", "baseline, then Ion for hot code", "tiered JIT"),
+        ("spidermonkey:baseline", "SpiderMonkey (Firefox)", "baseline", "baseline JIT"),
+        ("spidermonkey:ion", "SpiderMonkey (Firefox)", "Ion", "optimising JIT"),
         ("wasm3", "wasm3", "-", "interpreter"),
     ],
     columns=["runtime", "engine", "compiler", "kind"],
@@ -64,6 +72,35 @@ def available(spec: str) -> bool:
 
 TIERS["available here"] = TIERS["runtime"].map(available)
 TIERS
+
+# %% [markdown]
+# ## Which proposals each tier runs
+# Engines differ in more than speed: each runs its own set of WebAssembly proposals. `wasmlab.features` does not
+# take this from documentation: it instantiates the tiny detection modules of npm `wasm-feature-detect` on every
+# engine and tier ("yes": it ran, "no": the engine rejected it; "-": the engine cannot be asked this way:
+# wasmer-sdk keeps no instances, wasm3 compiles a function only when it is first called). Components and WASI
+# preview 2 are checked by running a component that prints through WASI.
+
+# %%
+from wasmlab import features
+
+SPECS = [spec for spec in TIERS["runtime"] if available(spec)] + [s for s in ("wasmer-sdk",) if available(s)]
+feature_table = features.frame(features.detect(SPECS))
+feature_table
+
+# %% [markdown]
+# Read a column before you pick an engine for a module: a build that uses tail calls or GC (Kotlin, Dart and
+# OCaml compile to WasmGC) does not load on node 20's V8 or SpiderMonkey 102, but does on wasmtime and
+# JavaScriptCore; components run only where a component-model host exists (wasmtime, and node through
+# `jco transpile`). And a proposal is not always the whole engine's: a tier can lack what its engine's default
+# has. The cell below lists, for each tier, what it does differently from its engine's default.
+
+# %%
+for spec in feature_table.index:
+    engine = spec.partition(":")[0]
+    if spec != engine and engine in feature_table.index:
+        differs = feature_table.columns[feature_table.loc[spec] != feature_table.loc[engine]]
+        print(f"{spec:<22}", ", ".join(f"{f}: {feature_table.at[spec, f]}" for f in differs) or "same as " + engine)
 
 # %% [markdown]
 # The seed also names WasmEdge ("targets IoT and edge security"). It has no installable build on this offline
@@ -324,7 +361,8 @@ print(f"Cranelift compile: {wasmtime_rt.compiled_ms[sieve_go.sha256]:,.0f} ms; "
 # | long-lived service, hot loops | an optimising tier: `wasmtime` (Cranelift), `wasmer`, `wasmer:llvm`, `node:turbofan` | lowest `call_ms`; the compile is paid once |
 # | cold starts, one request per instance, big modules | a baseline tier: `wasmtime:winch`, `wasmer:singlepass`, `node:liftoff` | compiles several times faster; Singlepass also compiles in linear time, so hostile uploads cannot make the compiler blow up |
 # | code you deploy to many nodes | compile ahead of time and load the artefact (`serialize` / `load_serialized`) | milliseconds to load instead of seconds to compile |
-# | no JIT allowed (iOS, some IoT firmware), tiny footprint | an interpreter: `wasm3`, `wasmtime:pulley` | no machine code generated; roughly 10-30x slower per call |
+# | no JIT allowed (iOS, some IoT firmware), tiny footprint | an interpreter: `wasm3`, `wasmtime:pulley`, `jsc:ipint` | no machine code generated; roughly 10-30x slower per call |
+# | code that must run in every browser | test on `node` (V8), `jsc` (Safari) and `spidermonkey` (Firefox) | the proposals table above differs by engine; the same bytes, three answers to "does it load" |
 # | maximum peak speed, compile time irrelevant | `wasmer:llvm` | best code, by far the slowest compile |
 #
 # The seed's ranking ("Wasmtime is production-grade and general-purpose, Wasmer ... maximum performance") is

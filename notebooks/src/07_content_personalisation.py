@@ -20,17 +20,21 @@ from wasmlab import edge
 
 # %% [markdown]
 # ## The handler
-# [`data/07_personalise.c`](data/07_personalise.c) is plain C against the `wasmlab-edge/1` ABI
-# (`wasmlab/edge/abi/README.md`): you write `on_request(req, res)`, and `edge.compile_handler` adds the C helper
-# (`edge_get_header`, `edge_query`, `edge_write_str`...) that exports `alloc`/`handle`. Markets are a table;
-# unknown countries fall back to a USD "Welcome" page; the promo code is echoed only as `[A-Z0-9]`, so a visitor
-# cannot inject markup.
+# [`data/07_personalise.c`](data/07_personalise.c) is a standard **wasi:http** handler: you write
+# `on_request(req, res)`, and `edge.compile_handler` adds the C helper (`wasmlab/edge/sdk/edge.h`: `edge_get_header`,
+# `edge_query`, `edge_write_str`...) over the canonical-ABI imports of `wasi:http/types@0.2.0`, then wraps the
+# module into a `wasi:http/proxy@0.2.0` component. The same component runs on Cloudflare's workerd, on `jco serve`
+# and would on wasmtime serve (tutorial 15); the lab serves its core module through its own wasi:http host. Markets are
+# a table; unknown countries fall back to a USD "Welcome" page; the promo code is echoed only as `[A-Z0-9]`, so a
+# visitor cannot inject markup.
 
 # %%
 personalise = edge.compile_handler("data/07_personalise.c")
 print(personalise)
-print(f"{personalise.module.size:,} bytes; imports: {sorted({i.module for i in personalise.module.imports}) or 'none'}")
+print(f"core module {personalise.module.size:,} bytes; imports:", sorted({i.module for i in personalise.module.imports}))
 print("exports:", personalise.module.export_names())
+exported = [line.strip() for line in personalise.standard.wit().splitlines() if line.strip().startswith("export ")]
+print(f"component {len(personalise.standard.component):,} bytes;", *exported)
 
 # %% [markdown]
 # One request, no server: `handler.invoke` encodes the request, calls the module, and decodes the response.
