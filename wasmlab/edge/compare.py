@@ -39,11 +39,20 @@ from . import platforms as registry
 
 __all__ = ["PROBES", "PlatformComparison", "Probe", "compare_platforms"]
 
-# Headers the platform adds or owns (framing, connection management): not part of what the handler answered.
-LAB_HEADERS = ("x-wasmlab-", "server-timing")  # the lab server's own diagnostics, like cf-ray on Cloudflare
+# Headers the platform adds or owns (framing, connection management, its own diagnostics: the lab's server
+# adds server-timing and x-wasmlab-*): not part of what the handler answered.
 PLATFORM_HEADERS = frozenset(
     {"date", "connection", "keep-alive", "transfer-encoding", "content-length", "server", "via", "alt-svc"}
+    | {"server-timing"}
 )
+PLATFORM_HEADER_PREFIXES = ("x-wasmlab-", "cf-")
+
+
+def handler_header(name: str) -> bool:
+    """Whether a response header is the handler's (not framing, nor one the platform adds itself)."""
+    return bool(name) and name not in PLATFORM_HEADERS and not name.startswith(PLATFORM_HEADER_PREFIXES)
+
+
 TABLE_COLUMNS = (
     "platform", "version", "sha256", "cold_start_s", "prepare_s", "tool", "requests", "errors", "duration_s",
     "rps", "p50_ms", "p90_ms", "p99_ms", "rss_mib", "agrees",
@@ -90,11 +99,7 @@ def send(url: str, probe: Probe, timeout: float = PROBE_TIMEOUT) -> dict[str, An
         conn.request(probe.method, probe.path, body=probe.body or None, headers=dict(probe.headers))
         answer = conn.getresponse()
         body = answer.read()
-        headers = sorted(
-            (k.lower(), v)
-            for k, v in answer.getheaders()
-            if k.lower() not in PLATFORM_HEADERS and not k.lower().startswith(LAB_HEADERS)
-        )
+        headers = sorted((k.lower(), v) for k, v in answer.getheaders() if handler_header(k.lower()))
         return {"status": answer.status, "headers": headers, "body": body, "error": ""}
     except (OSError, http.client.HTTPException) as exc:
         return {"status": 0, "headers": [], "body": b"", "error": f"{type(exc).__name__}: {exc}"[:200]}
