@@ -114,3 +114,27 @@ def test_edge_serve_platform_wasmlab_serves_a_component_file_at_every_path(echo,
             proc.kill()
             proc.wait(10)
     assert proc.returncode == 0
+
+
+CPP = r"""
+template <typename T> static T twice(T v) { return v + v; }
+struct Greeter {
+    const char *word;
+    void greet(edge_response *res, edge_str who) const { edge_write_str(res, word); edge_write_s(res, who); }
+};
+void on_request(const edge_request *req, edge_response *res) {
+    Greeter g{"hello from c++ "};
+    g.greet(res, req->path);
+    edge_write_str(res, " ");
+    edge_write_int(res, twice(21));
+}
+"""
+
+
+def test_a_cpp_handler_builds_and_serves():
+    need_toolchain("cpp")
+    handler = build(CPP, "cpp", name="cpp")
+    assert handler.lang == "cpp" and "export wasi:http/incoming-handler@0.2.0;" in handler.wit()
+    with EdgeServer() as server:
+        server.route("/", handler)
+        assert fetch(server.port, "/x")[::2] == (200, b"hello from c++ /x 42")

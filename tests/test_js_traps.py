@@ -101,6 +101,22 @@ def test_spidermonkey_index_out_of_bounds_is_read_from_the_instruction(traps: Mo
     assert trap_codes("index out of bounds", traps, 0) == (MEMORY, TABLE)
 
 
+SEGMENTS_WAT = {  # traps while instantiating: an active segment past the end of its memory or table
+    MEMORY: '(module (memory 1) (data (i32.const 70000) "x"))',
+    TABLE: "(module (table 1 funcref) (func $f) (elem (i32.const 5) $f))",
+}
+
+
+@pytest.mark.parametrize("spec", [engine(n) for n in ("wasmtime", "node", "jsc", "spidermonkey")])
+@pytest.mark.parametrize("code", SEGMENTS_WAT)
+def test_a_segment_out_of_bounds_at_instantiation_gets_its_code(spec: str, code: str) -> None:
+    module = wasmlab.compile(SEGMENTS_WAT[code], lang="wat")
+    with pytest.raises(Trap) as info:
+        module.instantiate(spec).close()
+    # SpiderMonkey says "index out of bounds" for both, and no instruction is trapping: it says it cannot tell
+    assert info.value.candidates == ([MEMORY, TABLE] if spec == "spidermonkey" else [code]), str(info.value)
+
+
 def test_messages_of_every_js_engine() -> None:
     assert trap_codes("too much recursion") == ("stack overflow",)  # SpiderMonkey
     assert trap_codes("Maximum call stack size exceeded.") == ("stack overflow",)  # V8, JavaScriptCore

@@ -96,6 +96,17 @@ print(fib_py.kind, [(e["name"], e["type"]) for e in fib_py.summary()["exports"] 
 print("fib(20) =", fib_py.run("wasmtime", "fib", (20,)).result)
 
 # %% [markdown]
+# JavaScript compiles both ways. `toolchain="quickjs"` puts the QuickJS-NG interpreter (about 1 MB) and the snippet
+# into one core module that every engine with WASI runs; JavaScript numbers are doubles, so `fib` takes and returns
+# an `f64`. The default toolchain, StarlingMonkey, makes a component instead (notebook 11).
+
+# %%
+fib_js = wasmlab.compile("export function fib(n) { return n < 2 ? n : fib(n - 1) + fib(n - 2) }\n",
+                         "javascript", toolchain="quickjs")
+print(fib_js.kind, [(e.name, e.type) for e in fib_js.exports if e.name == "fib"])
+print("fib(20) =", fib_js.run("wasmtime", "fib", (20,)).result)
+
+# %% [markdown]
 # ## Every engine, side by side
 # `wasmlab.compare` runs the same call on every available engine (several times, interleaved) and checks that
 # they agree. Engines are out-of-process where they must be (wasmer needs Python 3.10, wasm3 and wasmer hold the

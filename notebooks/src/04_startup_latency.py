@@ -168,7 +168,8 @@ rps.round({"seconds": 4, "requests_per_s": 0, "us_per_request": 1})
 # "not supported" where the backend has no precompiled-artefact API.
 
 # %%
-startup = bench.startup(["wasmtime", "node", "wasm3", "wasmer"], samples=3, quick=True, progress=False)
+startup = bench.startup(["wasmtime", "node", "jsc", "spidermonkey", "wasm3", "wasmer"], samples=3, quick=True,
+                        progress=False)
 print("phases measured:", sorted(set(startup.table["phase"])))
 print("runtimes:", sorted(set(startup.table["runtime"])))
 
@@ -192,8 +193,8 @@ startup.figure()
 # `%wasm_bench scorer --invoke score 42 1000 startup --quick`.
 
 # %%
-mine = bench.startup(module=scorer, invoke="score", args=(42, 1000), runtimes=["wasmtime", "node", "wasm3"],
-                     samples=3, quick=True, progress=False)
+mine = bench.startup(module=scorer, invoke="score", args=(42, 1000),
+                     runtimes=["wasmtime", "node", "jsc", "spidermonkey", "wasm3"], samples=3, quick=True, progress=False)
 print("measured:", mine.params["subject"]["label"], "in", mine.params["subject"]["name"],
       f"(sha256={mine.params['subject']['sha256'][:12]})")
 print("every engine answered", first.result, ":", set(mine.params["answers"].values()) == {first.result})

@@ -42,7 +42,7 @@ pd.DataFrame([{"kernel": k.name, "work": k.what, "one op": k.op} for k in bench.
 # (30 samples, 10 ms per call) gives tighter intervals.
 
 # %%
-RUNTIMES = ["wasmtime", "wasmer", "wasmer:llvm", "wasmer-sdk", "node", "wasm3"]
+RUNTIMES = ["wasmtime", "wasmer", "wasmer:llvm", "wasmer-sdk", "node", "jsc", "spidermonkey", "wasm3"]
 result = bench.throughput(RUNTIMES, quick=True, samples=3, progress=False)
 ran = [r for r in result.params["runtimes"]]
 print("engines measured:", ", ".join(ran))
@@ -156,8 +156,8 @@ unsigned longest(unsigned limit) {            /* the longest Collatz chain below
     return best;
 }
 """
-own = bench.throughput(collatz, "longest", (2000,), lang="c", runtimes=["wasmtime", "node", "wasm3"], quick=True,
-                       samples=3, progress=False)
+own = bench.throughput(collatz, "longest", (2000,), lang="c", runtimes=["wasmtime", "node", "jsc", "spidermonkey", "wasm3"],
+                       quick=True, samples=3, progress=False)
 print("measured:", own.subject["label"], f"(sha256={own.subject['sha256'][:12]})", "; result:", own.params["result"])
 print("native baseline:", own.params["native"].split()[0], own.params["native"].split()[1])
 print("engines:", ", ".join(own.params["runtimes"]), "; every batch checked:", bool(own.table["correct"].all()))

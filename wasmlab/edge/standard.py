@@ -35,7 +35,8 @@ CALLBACKS = {
     "c": re.compile(r"\bon_request\s*\([^;{]*\)\s*\{"),
     "cpp": re.compile(r"\bon_request\s*\([^;{]*\)\s*\{"),
 }
-CORE_LANGS = ("c", "cpp", "wat")  # languages built as a core module, then wrapped here
+CORE_LANGS = ("c", "cpp", "wat")
+HANDLER_STACK = 128 << 10  # languages built as a core module, then wrapped here
 
 
 @dataclass
@@ -232,8 +233,10 @@ def build(
         text = with_helper(text, lang, filename)
     flags = tuple(options.pop("flags", ()))
     if lang in ("c", "cpp"):
-        # only what the helper (or the code) marks with export_name is exported: the world has one export
-        flags = ("-fvisibility=hidden", *flags)
+        # only what the helper (or the code) marks with export_name is exported: the world has one export;
+        # a 128 KiB stack (not the lab's 1 MiB): 8 pages of memory to make per instance instead of 18, which
+        # more than doubles pooled and fresh requests/s (give -Wl,-z,stack-size=N in flags for more)
+        flags = ("-fvisibility=hidden", f"-Wl,-z,stack-size={HANDLER_STACK}", *flags)
     module = compile(text, lang, kind="library", name=name, opt=opt, flags=flags, use_cache=use_cache, **options)
     return EdgeHandler(componentize(module.bytes), module.bytes, lang, name, bool(helper), text)
 

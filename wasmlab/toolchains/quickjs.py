@@ -30,6 +30,7 @@ from typing import Any
 
 from ..binary import parse
 from ..errors import CompileError
+from ..leb128 import read_uleb, uleb
 from .base import CompileOptions, Toolchain, npm_package, run_tool
 from .javascript import LANG, JsExport, derive_exports, js_error
 
@@ -190,15 +191,6 @@ def check_syntax(reactor: bytes, source: str, filename: str) -> None:
 # --- the glue -----------------------------------------------------------------------------------------------
 
 
-def _uleb(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | 0x80 if value else byte)
-        if not value:
-            return bytes(out)
-
-
 def with_more_pages(reactor: bytes, extra: int) -> tuple[bytes, int]:
     """The reactor with `extra` more initial pages of memory, and where they start (bytes). The snippet's text
     lives there: above `__heap_end`, the initial memory wasi-libc's malloc was linked with, and below what it
@@ -208,14 +200,9 @@ def with_more_pages(reactor: bytes, extra: int) -> tuple[bytes, int]:
     payload = reactor[section.payload_offset : section.end]
     if payload[0] != 1 or payload[1] not in (0, 1):
         raise CompileError(f"{LANG}: the QuickJS reactor's memory is not the single 32-bit memory expected", lang=LANG)
-    minimum, shift, pos = 0, 0, 2
-    while True:
-        minimum |= (payload[pos] & 0x7F) << shift
-        shift, pos = shift + 7, pos + 1
-        if payload[pos - 1] < 0x80:
-            break
-    body = payload[:2] + _uleb(minimum + extra) + payload[pos:]
-    new = bytes([5]) + _uleb(len(body)) + body
+    minimum, pos = read_uleb(payload, 2)
+    body = payload[:2] + uleb(minimum + extra) + payload[pos:]
+    new = bytes([5]) + uleb(len(body)) + body
     return reactor[: section.offset] + new + reactor[section.end :], minimum * PAGE
 
 

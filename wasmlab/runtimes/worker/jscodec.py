@@ -48,6 +48,8 @@ JS_TRAPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("index out of bounds", (MEMORY, TABLE)),  # SpiderMonkey: memory and table accesses alike
     ("unreachable code should not be executed", ("unreachable",)),  # JavaScriptCore
     ("too much recursion", ("stack overflow",)),  # SpiderMonkey
+    ("invalid data segment initialization", (MEMORY,)),  # JavaScriptCore: a data segment past the memory
+    ("out of bounds table index", (TABLE,)),  # JavaScriptCore: an element segment past the table
 )
 
 # Instructions that access a table or a memory (first opcode byte; 0xFC: the second byte), to tell
