@@ -12,9 +12,8 @@ import wasmlab
 from wasmlab.procfs import rss_bytes
 from wasmlab.runtimes import get_runtime, list_runtimes
 
-from .test_malformed import load_fuzz_script
+from . import fuzz
 
-fuzz = load_fuzz_script()
 WORKERS = [
     row.name for row in list_runtimes() if row.available and row.name in ("node", "wasm3", "wasmer")
 ]  # instances in a worker process
