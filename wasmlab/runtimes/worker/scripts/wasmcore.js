@@ -41,7 +41,7 @@ function wasmlabCore(host) {
   let nextHandle = host.firstHandle || 1;
   let lastExit = null; // the status of the last proc_exit, for exits outside any call
   const WASI_MODULES = { wasi_snapshot_preview1: 'preview1', wasi_unstable: 'unstable' };
-  const ERRNO = { SUCCESS: 0, BADF: 8, INVAL: 28, NOSYS: 52, SPIPE: 70 };
+  const ERRNO = { SUCCESS: 0, BADF: 8, FAULT: 21, INVAL: 28, NOSYS: 52, SPIPE: 70 };
 
   class Failure extends Error {
     constructor(message, kind) {
@@ -328,8 +328,18 @@ function wasmlabCore(host) {
       proc_raise: () => ERRNO.NOSYS,
     };
     const enosys = () => ERRNO.NOSYS;
+    // a pointer outside the guest's memory makes the DataView throw RangeError: the guest gets EFAULT, as from
+    // a real kernel (a RangeError for a full call stack stays a stack overflow)
+    const guarded = (fn) => (...args) => {
+      try {
+        return fn(...args);
+      } catch (err) {
+        if (err instanceof RangeError && !/call stack|too much recursion/i.test(err.message)) return ERRNO.FAULT;
+        throw err;
+      }
+    };
     return new Proxy(functions, {
-      get: (target, name) => (typeof name === 'string' && name in target ? target[name] : enosys),
+      get: (target, name) => (typeof name === 'string' && name in target ? guarded(target[name]) : enosys),
     });
   }
 
