@@ -285,7 +285,7 @@ print({r.runtime: r.result for r in comparison.results}, "| skipped:", compariso
 JS_QUOTA = "export function limit(tier) { return 60 * 4 ** Math.min(tier, 3) }\n"
 js_quota = wasmlab.compile(JS_QUOTA, "javascript", name="js-quota")
 print(js_quota.kind, "|", [line.strip() for line in js_quota.wit().splitlines() if "limit" in line])
-for engine in ("wasmtime:winch", "node"):
+for engine in wasmlab.runtimes.available_runtimes(("wasmtime:winch", "node")):
     print(f"{engine:>15}:", [js_quota.run(engine, "limit", (tier,)).result for tier in range(5)])
 
 # %% tags=["nbval-ignore-output"]
